@@ -1,0 +1,177 @@
+"""The serving form of a trained model: lookup tables that reproduce it exactly, in numpy only.
+
+Training fits a HistGradientBoosting classifier whose trees are constrained to disjoint groups of
+features, so its raw score is `intercept + sum of one term per group`, each term a function of that
+group's features only. Every feature is binned (the bins the trees themselves split on), so each
+term is a finite table indexed by the group's bin numbers. `ml.compile` fills these tables from the
+fitted model and checks they reproduce it; this module only reads and evaluates them.
+
+Why: a single-row prediction through scikit-learn costs about a millisecond of validation and
+dispatch; here it is a few bisections and table lookups (microseconds), with no scikit-learn,
+pandas or pickle in the serving image. The file is a numpy `.npz` read with `allow_pickle=False`,
+so loading it cannot execute code.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.contract import FEATURE_NAMES, FEATURES, clean_row
+
+
+class CompiledModelError(ValueError):
+    """The compiled model file is unreadable or does not fit the feature contract."""
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    """Bin edges of one feature: bin = bisect_left(edges, value); unknown gets the last bin."""
+
+    edges: tuple[float, ...]
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) + 2
+
+    def bin_of(self, value: float) -> int:
+        if value != value:  # NaN: unknown
+            return len(self.edges) + 1
+        return bisect_left(self.edges, value)
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    """The additive term of one feature group, flattened in C order over the group's bins."""
+
+    features: tuple[int, ...]
+    strides: tuple[int, ...]
+    table: np.ndarray
+
+
+class CompiledModel:
+    """Predicts probabilities from contract-cleaned feature values with lookup tables."""
+
+    def __init__(self, intercept: float, bins: Sequence[FeatureBins], groups: Sequence[GroupTable]):
+        if len(bins) != len(FEATURES):
+            raise CompiledModelError(
+                f"compiled model has {len(bins)} features, the contract has {len(FEATURES)}"
+            )
+        self.intercept = float(intercept)
+        self.bins = tuple(bins)
+        self.groups = tuple(groups)
+        self._edges = [np.asarray(b.edges, dtype=np.float64) for b in self.bins]
+        # Pure-Python copies: for one row, list indexing beats numpy scalar access tenfold.
+        self._plan = [
+            (tuple(zip(g.features, g.strides, strict=True)), g.table.tolist()) for g in self.groups
+        ]
+
+    # -- one row: the request path, pure Python -------------------------------------------------
+    def raw_score_one(self, values: Sequence[float]) -> float:
+        bins = [b.bin_of(v) for b, v in zip(self.bins, values, strict=True)]
+        score = self.intercept
+        for members, table in self._plan:
+            index = 0
+            for feature, stride in members:
+                index += bins[feature] * stride
+            score += table[index]
+        return score
+
+    def predict_proba_one(self, values: Sequence[float]) -> float:
+        """Probability of class 1 for one row of cleaned values, in contract order."""
+        return _sigmoid(self.raw_score_one(values))
+
+    def predict_proba_record(self, record: dict[str, object]) -> float:
+        """Probability of class 1 for one raw record: the contract's cleaning, then the tables."""
+        return self.predict_proba_one(clean_row(record))
+
+    # -- many rows: vectorised ----------------------------------------------------------------
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """Probabilities of class 1 for an (n_rows, n_features) array of cleaned values."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.bins):
+            raise CompiledModelError(
+                f"expected an array of shape (n, {len(self.bins)}), got {matrix.shape}"
+            )
+        bins = np.empty(matrix.shape, dtype=np.int64)
+        for j, edges in enumerate(self._edges):
+            column = matrix[:, j]
+            bins[:, j] = np.searchsorted(edges, column, side="left")
+            bins[np.isnan(column), j] = len(edges) + 1
+        score = np.full(matrix.shape[0], self.intercept)
+        for group in self.groups:
+            index = np.zeros(matrix.shape[0], dtype=np.int64)
+            for feature, stride in zip(group.features, group.strides, strict=True):
+                index += bins[:, feature] * stride
+            score += group.table[index]
+        return 1.0 / (1.0 + np.exp(-score))
+
+    # -- file format -----------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write the model as a compressed `.npz` (arrays only, no pickled objects)."""
+        arrays: dict[str, np.ndarray] = {
+            "format_version": np.array(1),
+            "feature_names": np.array(FEATURE_NAMES),
+            "intercept": np.array(self.intercept),
+            "n_groups": np.array(len(self.groups)),
+        }
+        for j, b in enumerate(self.bins):
+            arrays[f"edges_{j}"] = np.asarray(b.edges, dtype=np.float64)
+        for k, g in enumerate(self.groups):
+            arrays[f"group_{k}_features"] = np.asarray(g.features, dtype=np.int64)
+            arrays[f"group_{k}_table"] = np.asarray(g.table, dtype=np.float64)
+        with path.open("wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> CompiledModel:
+        """Read a model written by `save`; never unpickles. Raises CompiledModelError if unusable."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError) as error:
+            raise CompiledModelError(f"{path}: not a readable compiled model ({error})") from error
+        try:
+            if int(arrays["format_version"]) != 1:
+                raise CompiledModelError(f"{path}: unsupported format {arrays['format_version']}")
+            names = tuple(str(n) for n in arrays["feature_names"])
+            if names != FEATURE_NAMES:
+                raise CompiledModelError(
+                    f"{path}: features {names} do not match the contract's {FEATURE_NAMES}"
+                )
+            bins = [
+                FeatureBins(tuple(float(e) for e in arrays[f"edges_{j}"]))
+                for j in range(len(names))
+            ]
+            groups = []
+            for k in range(int(arrays["n_groups"])):
+                features = tuple(int(f) for f in arrays[f"group_{k}_features"])
+                table = arrays[f"group_{k}_table"]
+                groups.append(GroupTable(features, group_strides(bins, features), table))
+                if table.shape != (math.prod(bins[f].n_bins for f in features),):
+                    raise CompiledModelError(f"{path}: table {k} has shape {table.shape}")
+            return cls(float(arrays["intercept"]), bins, groups)
+        except KeyError as error:
+            raise CompiledModelError(f"{path}: missing array {error}") from error
+
+
+def group_strides(bins: Sequence[FeatureBins], features: Sequence[int]) -> tuple[int, ...]:
+    """C-order strides of a group's table: the last feature varies fastest."""
+    strides = []
+    step = 1
+    for feature in reversed(features):
+        strides.append(step)
+        step *= bins[feature].n_bins
+    return tuple(reversed(strides))
+
+
+def _sigmoid(score: float) -> float:
+    if score >= 0:
+        return 1.0 / (1.0 + math.exp(-score))
+    z = math.exp(score)
+    return z / (1.0 + z)
