@@ -1,1 +1,1 @@
-"""predict-buy's training pipeline: ingest, validate, train, evaluate and version a cross-sell model."""
+"""predict-buy training pipeline: ingest, validate, train, evaluate, version a cross-sell model."""

@@ -130,7 +130,7 @@ class CompiledModel:
 
     @classmethod
     def load(cls, path: Path) -> CompiledModel:
-        """Read a model written by `save`; never unpickles. Raises CompiledModelError if unusable."""
+        """Read a model written by `save`, never unpickling; CompiledModelError if unusable."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}

@@ -2,8 +2,8 @@
 
 Data validation, the model pipeline's cleaning step, the compiled serving model and the service's
 request model all read this module; nothing else lists the features. Cleaning is written per value
-(`clean_value`) so that training (applied to each distinct value of a column) and serving (applied to
-each request field) run the very same code.
+(`clean_value`) so that training (applied to each distinct value of a column) and serving
+(applied to each request field) run the very same code.
 
 A blank cell, or a null/absent optional field in a request, means "unknown": the model handles
 missing values natively, so unknown is a value, not an error.
@@ -57,20 +57,28 @@ class Feature:
         object.__setattr__(self, "_codes", {c: i for i, c in enumerate(self.categories)})
 
     @property
+    def bounds(self) -> tuple[float, float]:
+        """The inclusive range of a numeric feature."""
+        if self.minimum is None or self.maximum is None:
+            raise TypeError(f"{self.name} is a {self.kind.value} feature and has no range")
+        return self.minimum, self.maximum
+
+    @property
     def allowed(self) -> str:
         """What is allowed, in words, for error messages and docs."""
         if self.kind is FeatureKind.CATEGORY:
             return "one of " + ", ".join(repr(c) for c in self.categories) + ", or blank"
         unit = "a whole number" if self.kind is FeatureKind.INTEGER else "an amount"
-        return f"{unit} from {self.minimum:,g} to {self.maximum:,.0f}, or blank"
+        low, high = self.bounds
+        return f"{unit} from {low:,g} to {high:,.0f}, or blank"
 
     def domain(self) -> list[float]:
         """Every number a discrete feature can take (categories, bounded integers); [] for money."""
         if self.kind is FeatureKind.CATEGORY:
             return [float(i) for i in range(len(self.categories))]
         if self.kind is FeatureKind.INTEGER:
-            assert self.minimum is not None and self.maximum is not None
-            return [float(v) for v in range(int(self.minimum), int(self.maximum) + 1)]
+            low, high = self.bounds
+            return [float(v) for v in range(int(low), int(high) + 1)]
         return []
 
     def clean_value(self, raw: object) -> float:
@@ -97,8 +105,8 @@ class Feature:
         number = _parse_number(self, raw, text)
         if self.kind is FeatureKind.INTEGER and not number.is_integer():
             raise ContractError(self.name, raw, f"not a whole number; expected {self.allowed}")
-        assert self.minimum is not None and self.maximum is not None
-        if not self.minimum <= number <= self.maximum:
+        low, high = self.bounds
+        if not low <= number <= high:
             raise ContractError(self.name, raw, f"out of range; expected {self.allowed}")
         return number
 

@@ -14,7 +14,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def require(condition: bool, reason: str) -> None:
-    """Skip when an optional prerequisite is missing, but fail under CI=true, where it must exist."""
+    """Skip when an optional prerequisite is missing; fail under CI=true, where it must exist."""
     if condition:
         return
     if IN_CI:
