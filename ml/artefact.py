@@ -89,6 +89,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; artefacts are read by other users (the image)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -104,6 +105,25 @@ def write_metadata(model_dir: Path, metadata: ModelMetadata) -> Path:
     write_atomic(path, metadata.model_dump_json(indent=2) + "\n")
     return path
 
+
+# The only types a model.skops file may contain; anything else is refused when loading.
+TRUSTED_TYPES: Final = [
+    "ml.features.RawFeatureCleaner",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "numpy.random._generator.Generator",
+    "numpy.random._pcg64.PCG64",
+    "builtins.slice",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+    "collections.OrderedDict",
+]
 
 FETCH_HINT: Final = "run `dvc pull models` (or `make run` to train one)"
 
@@ -159,3 +179,16 @@ def load_serving_model(model_dir: Path) -> tuple[CompiledModel, ModelMetadata]:
         return CompiledModel.load(path), metadata
     except CompiledModelError as error:
         raise ArtefactError(str(error)) from error
+
+
+def load_pipeline(path: Path) -> Any:
+    """Load a model.skops file, allowing only TRUSTED_TYPES: loading never runs arbitrary code.
+
+    Verify the file's sha256 first (verify_file). Needs the training dependencies (skops).
+    """
+    import skops.io as sio
+
+    untrusted = set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
+    if untrusted:
+        raise ArtefactError(f"{path}: contains types outside the trusted list: {sorted(untrusted)}")
+    return sio.load(path, trusted=TRUSTED_TYPES)

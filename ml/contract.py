@@ -131,7 +131,29 @@ def _parse_number(feature: Feature, raw: object, text: str | None) -> float:
     return number
 
 
+# Nominal features come first: HistGradientBoosting moves categorical columns to the front
+# internally and reads interaction constraints in that internal order, so keeping them first
+# makes both orders the same (ml/compile.py checks it).
 FEATURES: Final[tuple[Feature, ...]] = (
+    Feature(
+        "RegionID",
+        FeatureKind.INTEGER,
+        "Code of the customer's region.",
+        minimum=0,
+        maximum=52,
+        in_original_api=True,
+        nominal=True,
+        example=28,
+    ),
+    Feature(
+        "SalesChannelID",
+        FeatureKind.INTEGER,
+        "Code of the channel through which the customer was reached.",
+        minimum=1,
+        maximum=163,
+        nominal=True,
+        example=26,
+    ),
     Feature(
         "Gender",
         FeatureKind.CATEGORY,
@@ -157,16 +179,6 @@ FEATURES: Final[tuple[Feature, ...]] = (
         maximum=1,
         in_original_api=True,
         example=1,
-    ),
-    Feature(
-        "RegionID",
-        FeatureKind.INTEGER,
-        "Code of the customer's region.",
-        minimum=0,
-        maximum=52,
-        in_original_api=True,
-        nominal=True,
-        example=28,
     ),
     Feature(
         "Switch",
@@ -200,15 +212,6 @@ FEATURES: Final[tuple[Feature, ...]] = (
         maximum=1_000_000.0,
         in_original_api=True,
         example=2630.0,
-    ),
-    Feature(
-        "SalesChannelID",
-        FeatureKind.INTEGER,
-        "Code of the channel through which the customer was reached.",
-        minimum=1,
-        maximum=163,
-        nominal=True,
-        example=26,
     ),
     Feature(
         "DaysSinceCreated",

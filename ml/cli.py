@@ -1,0 +1,77 @@
+"""The project's command line: `python -m ml.cli --help`.
+
+The pipeline stages themselves run through DVC (`dvc repro`); these commands change the
+configuration they read, and move datasets to and from the cloud.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from ruamel.yaml import YAML
+
+from ml.artefact import write_atomic
+from ml.params import PARAMS_FILE, ParamsError, load_params
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _commands() -> None:
+    """Keeps `data-source` a subcommand even while it is the only one."""
+
+
+def set_data_source(source: str, endpoint_url: str | None, params_file: Path) -> None:
+    """Point the data stage at a source, keeping params.yaml's comments; reject bad values."""
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    document = yaml.load(params_file.read_text())
+    previous = (document["data"]["source"], document["data"]["s3_endpoint_url"])
+    document["data"]["source"] = source
+    document["data"]["s3_endpoint_url"] = endpoint_url
+    buffer = StringIO()
+    yaml.dump(document, buffer)
+    write_atomic(params_file, buffer.getvalue())
+    try:
+        load_params(params_file)
+    except ParamsError:
+        document["data"]["source"], document["data"]["s3_endpoint_url"] = previous
+        buffer = StringIO()
+        yaml.dump(document, buffer)
+        write_atomic(params_file, buffer.getvalue())
+        raise
+
+
+@app.command("data-source")
+def data_source(
+    source: Annotated[
+        str, typer.Argument(help="'synthetic', a local folder, or s3://<bucket>/new_ML_data/")
+    ],
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="S3-compatible endpoint (moto, MinIO, LocalStack); omit for AWS"),
+    ] = None,
+    params_file: Annotated[Path, typer.Option(help="the params file to change")] = PARAMS_FILE,
+) -> None:
+    """Choose where the data stage reads train.csv and test.csv from (params.yaml data.source)."""
+    if source != "synthetic" and not source.startswith("s3://") and not Path(source).is_dir():
+        raise typer.BadParameter(f"{source!r} is not 'synthetic', an s3:// URL or a folder")
+    if source.startswith("s3://") and not source.endswith("/"):
+        source += "/"
+    try:
+        set_data_source(source, endpoint_url, params_file)
+    except ParamsError as error:
+        raise typer.BadParameter(str(error)) from error
+    typer.echo(f"data.source = {source}" + (f" (endpoint {endpoint_url})" if endpoint_url else ""))
+    typer.echo("run `dvc repro` to fetch, validate, train and evaluate")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Cleaning raw columns into the model's numbers, and the scikit-learn step that does it.
+
+`clean_column` applies the contract's per-value cleaning once per distinct value of a column (raw
+files repeat values heavily), so it is fast and is exactly the function that serving applies to a
+request. `RawFeatureCleaner` is the first step of the fitted pipeline: whatever reaches the model,
+in training or in serving, was cleaned by it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ml.contract import FEATURES, ContractError, Feature
+
+
+def clean_column(feature: Feature, column: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Clean one raw column: (numbers with NaN for unknown, reason per row or None when valid)."""
+    values: dict[object, float] = {}
+    reasons: dict[object, str | None] = {}
+    for raw in pd.unique(column):
+        try:
+            values[raw] = feature.clean_value(raw)
+            reasons[raw] = None
+        except ContractError as error:
+            values[raw] = math.nan
+            reasons[raw] = error.reason
+    numbers = column.map(values).to_numpy(dtype=np.float64, na_value=np.nan)
+    return numbers, column.map(reasons)
+
+
+class RawFeatureCleaner(TransformerMixin, BaseEstimator):
+    """Turns a frame of raw columns (text as in the CSV) into the model's numeric matrix.
+
+    Stateless: the contract fixes every mapping, so fitting learns nothing and training and serving
+    cannot disagree. A value that breaks the contract raises ContractError naming the column.
+    """
+
+    def fit(self, frame: pd.DataFrame, y: object = None) -> RawFeatureCleaner:
+        self.n_features_in_ = len(FEATURES)
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [f.name for f in FEATURES if f.name not in frame.columns]
+        if missing:
+            raise ContractError(", ".join(missing), None, "column missing from the input")
+        matrix = np.empty((len(frame), len(FEATURES)), dtype=np.float64)
+        for j, feature in enumerate(FEATURES):
+            numbers, reasons = clean_column(feature, frame[feature.name])
+            bad = reasons.notna().to_numpy()
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
+                raise ContractError(
+                    feature.name, frame[feature.name].iloc[first], reasons.iloc[first]
+                )
+            matrix[:, j] = numbers
+        return matrix
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.array([f.name for f in FEATURES], dtype=object)

@@ -1,0 +1,56 @@
+"""`make run`: the whole job on the offline default, then serve the model.
+
+Runs the DVC pipeline (`dvc repro`: data, validate, train, evaluate with the quality gate), pushes
+data and model to the default DVC remote, prints the metrics and where the model is, and finally
+serves it with the prediction service, printing a ready-to-paste curl command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ml.artefact import METADATA_FILE
+from ml.evaluate import METRICS_FILE
+from ml.progress import say
+from ml.train import MODEL_DIR
+
+
+def _dvc() -> str:
+    beside_python = Path(sys.executable).with_name("dvc")
+    return str(beside_python) if beside_python.exists() else (shutil.which("dvc") or "dvc")
+
+
+def run(command: list[str]) -> None:
+    say("run", "$ " + " ".join(command))
+    # The commands are this module's own fixed lists, never user input.
+    completed = subprocess.run(command, check=False)  # noqa: S603
+    if completed.returncode != 0:
+        sys.exit(f"run: `{' '.join(command)}` failed with exit code {completed.returncode}")
+
+
+def main() -> None:
+    # Stages run `python -m ml...`: make that this environment's python.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    run([_dvc(), "repro"])
+    run([_dvc(), "push"])
+    metrics = json.loads(METRICS_FILE.read_text())
+    metadata = json.loads((MODEL_DIR / METADATA_FILE).read_text())
+    say("run", f"model {metadata['version']} in {MODEL_DIR}/ (card: {MODEL_DIR}/MODEL_CARD.md)")
+    for key in ("roc_auc", "best_possible_roc_auc", "pr_auc", "f1", "threshold"):
+        if key in metrics:
+            say("run", f"  {key:<22} {metrics[key]:.4f}")
+    say("run", "metrics: reports/metrics.json, plots: reports/figures/*.png, `dvc plots show`")
+    if not Path("service", "__main__.py").is_file():
+        return
+    serve = [sys.executable, "-m", "service"]
+    say("run", "serving the model; stop with Ctrl-C")
+    os.execv(sys.executable, serve)  # noqa: S606 -- replaces this process with the server
+
+
+if __name__ == "__main__":
+    main()
