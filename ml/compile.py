@@ -127,7 +127,7 @@ def random_rows(compiled: CompiledModel, n_rows: int, seed: int) -> np.ndarray:
         if domain:
             values = np.array([*domain, math.nan])
         else:
-            edges = np.array(bins.edges)
+            edges = np.array(bins.edges) if bins.edges else np.zeros(1)
             values = np.concatenate([edges, edges + 0.005, [edges[-1] + 10.0, math.nan]])
         columns.append(rng.choice(values, size=n_rows))
     return np.column_stack(columns)

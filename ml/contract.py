@@ -230,7 +230,21 @@ ORIGINAL_API_FIELDS: Final = tuple(f.name for f in FEATURES if f.in_original_api
 ID_COLUMN: Final = "id"
 TARGET: Final = "Result"
 TARGET_VALUES: Final = (0, 1)
-RAW_COLUMNS: Final = (ID_COLUMN, *FEATURE_NAMES, TARGET)
+# The column order of the raw files (train.csv, test.csv) the original system used.
+RAW_COLUMNS: Final = (
+    ID_COLUMN,
+    "Gender",
+    "Age",
+    "HasDrivingLicense",
+    "RegionID",
+    "Switch",
+    "VehicleAge",
+    "PastAccident",
+    "AnnualPremium",
+    "SalesChannelID",
+    "DaysSinceCreated",
+    TARGET,
+)
 
 
 def clean_row(raw: dict[str, object]) -> list[float]:

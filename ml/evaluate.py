@@ -58,9 +58,10 @@ from ml.train import MODEL_DIR, TRAINING_RECORD, read_validated
 from ml.validate import VALIDATED_DIR
 
 REPORTS_DIR: Final = Path("reports")
-METRICS_FILE: Final = REPORTS_DIR / "metrics.json"
-PLOTS_DIR: Final = REPORTS_DIR / "plots"
-FIGURES_DIR: Final = REPORTS_DIR / "figures"
+METRICS: Final = "metrics.json"
+METRICS_FILE: Final = REPORTS_DIR / METRICS
+PLOTS: Final = "plots"
+FIGURES: Final = "figures"
 MODEL_CARD: Final = "MODEL_CARD.md"
 OVERRIDE_ENV: Final = "PREDICT_BUY_ACCEPT_BELOW_GATE"
 AGREEMENT_TOLERANCE: Final = 1e-9
@@ -151,7 +152,9 @@ def _downsample(*columns: np.ndarray) -> list[np.ndarray]:
     return [c[keep] for c in columns]
 
 
-def write_plots(y_true: np.ndarray, probability: np.ndarray, params: EvaluateParams) -> None:
+def write_plots(
+    y_true: np.ndarray, probability: np.ndarray, params: EvaluateParams, reports_dir: Path
+) -> None:
     """DVC plot data (CSV) and the same curves as PNG figures."""
     import matplotlib
 
@@ -170,19 +173,20 @@ def write_plots(y_true: np.ndarray, probability: np.ndarray, params: EvaluatePar
     }
     for name, (x_name, y_name, x, y, title) in curves.items():
         frame = pd.DataFrame({x_name: np.round(x, 6), y_name: np.round(y, 6)})
-        write_atomic(PLOTS_DIR / f"{name}.csv", frame.to_csv(index=False))
+        write_atomic(reports_dir / PLOTS / f"{name}.csv", frame.to_csv(index=False))
         figure, axes = plt.subplots(figsize=(4.5, 4.5))
         axes.plot(x, y, marker="." if name == "calibration" else None)
         if name != "precision_recall":
             axes.plot([0, 1], [0, 1], linestyle="--", color="grey")
         axes.set(xlabel=x_name, ylabel=y_name, title=title, xlim=(0, 1), ylim=(0, 1))
         figure.tight_layout()
-        FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-        staged = FIGURES_DIR / f".{name}.png.tmp"
+        figures = reports_dir / FIGURES
+        figures.mkdir(parents=True, exist_ok=True)
+        staged = figures / f".{name}.png.tmp"
         # No creation date in the file: the same model gives byte-identical figures.
         figure.savefig(staged, format="png", dpi=100, metadata={"Software": None})
         plt.close(figure)
-        staged.replace(FIGURES_DIR / f"{name}.png")
+        staged.replace(figures / f"{name}.png")
 
 
 def model_card(metadata: ModelMetadata, gate: GateResult, metrics: dict) -> str:
@@ -240,7 +244,16 @@ def model_card(metadata: ModelMetadata, gate: GateResult, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model_dir: Path, test_csv: Path, truth_file: Path, params: EvaluateParams) -> dict:
+def evaluate(
+    model_dir: Path,
+    test_csv: Path,
+    truth_file: Path,
+    params: EvaluateParams,
+    *,
+    reports_dir: Path = REPORTS_DIR,
+    champion_roc_auc: float | None = None,
+) -> dict:
+    """Score the test file, apply the gate, write reports; publish model.json if it passes."""
     record_path = model_dir / TRAINING_RECORD
     if not record_path.is_file():
         raise EvaluationError(f"{record_path}: not found; run the train stage (`dvc repro train`)")
@@ -266,7 +279,7 @@ def evaluate(model_dir: Path, test_csv: Path, truth_file: Path, params: Evaluate
     if best is not None:
         metrics["best_possible_roc_auc"] = best
         metrics["gap_to_best_roc_auc"] = best - metrics["roc_auc"]
-    gate = apply_gate(metrics["roc_auc"], params, champion_auc())
+    gate = apply_gate(metrics["roc_auc"], params, champion_roc_auc)
     metrics["gate"] = {
         "passed": gate.passed,
         "reasons": gate.reasons,
@@ -275,8 +288,8 @@ def evaluate(model_dir: Path, test_csv: Path, truth_file: Path, params: Evaluate
         "champion_roc_auc": gate.champion_roc_auc,
         "max_auc_drop": params.max_auc_drop,
     }
-    write_atomic(METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-    write_plots(labels, probability, params)
+    write_atomic(reports_dir / METRICS, json.dumps(metrics, indent=2) + "\n")
+    write_plots(labels, probability, params, reports_dir)
     say("evaluate", f"ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
                     f"F1 {metrics['f1']:.3f} at threshold {metrics['threshold']:.4f}"
                     + (f"; best possible ROC AUC {best:.4f}" if best else ""))  # fmt: skip
@@ -309,7 +322,11 @@ def evaluate(model_dir: Path, test_csv: Path, truth_file: Path, params: Evaluate
 def main() -> None:
     try:
         evaluate(
-            MODEL_DIR, VALIDATED_DIR / "test.csv", RAW_DIR / TRUTH_FILE, load_params().evaluate
+            MODEL_DIR,
+            VALIDATED_DIR / "test.csv",
+            RAW_DIR / TRUTH_FILE,
+            load_params().evaluate,
+            champion_roc_auc=champion_auc(),
         )
     except (GateError, EvaluationError, ArtefactError) as error:
         sys.exit(f"evaluate: {error}")

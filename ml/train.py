@@ -46,7 +46,10 @@ TRAINING_RECORD: Final = "training.json"
 LIBRARIES: Final = ("numpy", "scikit-learn", "skops", "pandas")
 
 
-def project_version(pyproject: Path = Path("pyproject.toml")) -> str:
+PYPROJECT: Final = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def project_version(pyproject: Path = PYPROJECT) -> str:
     """The project's version: the one source for model, package and image versions."""
     return tomllib.loads(pyproject.read_text())["project"]["version"]
 

@@ -1,0 +1,114 @@
+"""The compiled serving model reproduces the fitted pipeline exactly, and its file is safe."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.artefact import COMPILED_FILE, load_pipeline
+from ml.compile import CompileError, compile_model, interaction_partition, random_rows
+from ml.compiled import CompiledModel, CompiledModelError
+from ml.contract import FEATURE_NAMES, FEATURES
+from ml.train import build_pipeline
+from tests.ml.conftest import small_params
+
+
+def test_tables_reproduce_the_pipeline_on_rows_across_every_bin(trained):
+    # given the fitted pipeline and its compiled tables
+    pipeline = load_pipeline(trained.model_dir / "model.skops")
+    compiled = CompiledModel.load(trained.model_dir / COMPILED_FILE)
+    # when both score rows drawn across all bins, unknowns included
+    rows = random_rows(compiled, 5_000, seed=123)
+    expected = pipeline[-1].predict_proba(rows)[:, 1]
+    # then they agree to rounding error, one row at a time and in bulk
+    np.testing.assert_allclose(compiled.predict_proba(rows), expected, rtol=0, atol=1e-12)
+    for row, probability in zip(rows[:200], expected[:200], strict=True):
+        assert compiled.predict_proba_one(row.tolist()) == pytest.approx(probability, abs=1e-12)
+
+
+def test_raw_records_get_the_same_cleaning_as_training(trained, shared_data):
+    # given raw rows as clients and files write them (currency text, "69.0", blanks)
+    raw = pd.read_csv(
+        shared_data / "production_sample.csv", dtype=str, keep_default_na=False, na_values=[]
+    )
+    pipeline = load_pipeline(trained.model_dir / "model.skops")
+    compiled = CompiledModel.load(trained.model_dir / COMPILED_FILE)
+    # when the pipeline scores the frame and the serving path scores each record
+    expected = pipeline.predict_proba(raw[list(FEATURE_NAMES)])[:, 1]
+    served = [compiled.predict_proba_record(r) for r in raw.to_dict("records")]
+    # then training-time cleaning and serving-time cleaning agree
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-12)
+
+
+def test_groups_that_are_not_a_partition_of_the_model_fail_the_exactness_check():
+    # given a model fitted without interaction constraints
+    params = small_params().train
+    params = params.model_copy(update={"hgb": params.hgb.model_copy(update={"max_iter": 30})})
+    rng = np.random.default_rng(0)
+    pipeline = build_pipeline(params)
+    pipeline[-1].set_params(interaction_cst=None)
+    matrix = random_rows_for_fit(rng, 3_000)
+    labels = (matrix[:, 5] != 1) & (rng.random(3_000) < 0.5)
+    pipeline[-1].fit(matrix, labels.astype(int))
+    # when compiled as if it were group-constrained
+    compiled = compile_model(pipeline[-1], interaction_partition(params.interaction_groups))
+    # then the tables do not reproduce it, and compile_pipeline would refuse it
+    difference = np.abs(
+        compiled.predict_proba(matrix) - pipeline[-1].predict_proba(matrix)[:, 1]
+    ).max()
+    assert difference > 1e-6
+
+
+def random_rows_for_fit(rng: np.random.Generator, n: int) -> np.ndarray:
+    columns = []
+    for feature in FEATURES:
+        domain = feature.domain() or list(np.linspace(100, 5000, 50))
+        columns.append(rng.choice(domain, size=n))
+    return np.column_stack(columns)
+
+
+def test_a_group_too_large_to_tabulate_is_refused(trained, monkeypatch):
+    pipeline = load_pipeline(trained.model_dir / "model.skops")
+    monkeypatch.setattr("ml.compile.MAX_TABLE_CELLS", 10)
+    with pytest.raises(CompileError, match="needs [0-9,]+ cells; split it into smaller groups"):
+        compile_model(pipeline[-1], interaction_partition(small_params().train.interaction_groups))
+
+
+def test_saved_file_round_trips_and_holds_no_pickled_object(trained, tmp_path):
+    compiled = CompiledModel.load(trained.model_dir / COMPILED_FILE)
+    path = tmp_path / "copy.npz"
+    compiled.save(path)
+    again = CompiledModel.load(path)
+    row = [math.nan] * len(FEATURES)
+    assert again.predict_proba_one(row) == compiled.predict_proba_one(row)
+    with np.load(path, allow_pickle=False) as data:  # raises if any array needs pickle
+        assert all(data[name].dtype != object for name in data.files)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda a: a.update(feature_names=np.array(["x"] * len(FEATURES))), "do not match"),
+        (lambda a: a.pop("group_0_table"), "missing array 'group_0_table'"),
+        (lambda a: a.update(format_version=np.array(9)), "unsupported format"),
+        (lambda a: a.update(group_0_table=np.zeros(3)), "table 0 has shape"),
+    ],
+)
+def test_a_damaged_file_is_refused_with_the_reason(trained, tmp_path, damage, message):
+    with np.load(trained.model_dir / COMPILED_FILE, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    damage(arrays)
+    path = tmp_path / "damaged.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(CompiledModelError, match=message):
+        CompiledModel.load(path)
+
+
+def test_a_file_that_is_not_npz_is_refused(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(CompiledModelError, match="not a readable compiled model"):
+        CompiledModel.load(path)

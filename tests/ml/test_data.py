@@ -1,0 +1,93 @@
+"""The synthetic generator and the data stage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.data import (
+    BLANK_RATES,
+    SOURCE_FILE,
+    DataSourceError,
+    fetch_raw_data,
+    generate_dataset,
+)
+from ml.validate import validate_frame
+from tests.ml.conftest import small_params
+
+
+def test_same_seed_gives_the_same_rows_and_probabilities():
+    first, p_first = generate_dataset(5_000, seed=3)
+    second, p_second = generate_dataset(5_000, seed=3)
+    other, _ = generate_dataset(5_000, seed=4)
+    pd.testing.assert_frame_equal(first, second)
+    np.testing.assert_array_equal(p_first, p_second)
+    assert not first.equals(other), "a different seed must give different rows"
+
+
+@pytest.mark.data
+def test_generated_rows_have_the_dirt_and_rates_of_the_real_data():
+    # given
+    frame, probability = generate_dataset(60_000, seed=11)
+    # then: blanks at the documented rates
+    for column, rate in BLANK_RATES.items():
+        observed = (frame[column] == "").mean()
+        assert abs(observed - rate) < 0.01, f"{column}: {observed:.3f} blank, expected {rate}"
+    # premiums as currency text, whole numbers written as floats
+    assert frame["AnnualPremium"].str.match(r"^£\d{1,3}(,\d{3})*\.\d\d $").all()
+    ages = frame.loc[frame["Age"] != "", "Age"]
+    assert ages.str.fullmatch(r"\d+\.0").all()
+    # about 12% buyers, labels drawn from the kept probabilities
+    assert 0.11 < frame["Result"].mean() < 0.135
+    assert abs(frame["Result"].mean() - probability.mean()) < 0.01
+    # the label depends mainly on Switch and PastAccident, as in the real data
+    rates = frame.groupby("Switch")["Result"].mean()
+    assert rates["1.0"] < 0.01 < 0.2 < rates["0.0"], rates.to_dict()
+    # every generated row passes validation: dirt, not errors
+    result = validate_frame(frame.astype(str))
+    assert result.quarantine.empty, result.quarantine.head()
+
+
+def test_data_stage_writes_files_and_records_their_md5(tmp_path):
+    # given
+    params = small_params(train_rows=500, test_rows=200).data
+    raw = tmp_path / "raw"
+    # when
+    md5 = fetch_raw_data(params, raw)
+    # then
+    assert sorted(md5) == ["test.csv", "train.csv", "truth.csv"]
+    record = json.loads((raw / SOURCE_FILE).read_text())
+    assert record == {"source": "synthetic", "md5": md5}
+    assert len(pd.read_csv(raw / "train.csv")) == 500
+
+
+def test_local_folder_source_is_copied(tmp_path):
+    # given a folder holding train.csv and test.csv
+    source = tmp_path / "incoming"
+    fetch_raw_data(small_params(train_rows=300, test_rows=100).data, source)
+    params = small_params().data.model_copy(update={"source": str(source)})
+    # when
+    md5 = fetch_raw_data(params, tmp_path / "raw")
+    # then
+    assert sorted(md5) == ["test.csv", "train.csv"]
+    assert (tmp_path / "raw" / "train.csv").read_bytes() == (source / "train.csv").read_bytes()
+
+
+def test_a_failing_source_leaves_the_previous_data_untouched(tmp_path):
+    # given data from an earlier run
+    raw = tmp_path / "raw"
+    fetch_raw_data(small_params(train_rows=300, test_rows=100).data, raw)
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    # when the next source lacks test.csv
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train.csv").write_text("id\n1\n")
+    params = small_params().data.model_copy(update={"source": str(broken)})
+    with pytest.raises(DataSourceError, match="test.csv not found"):
+        fetch_raw_data(params, raw)
+    # then nothing changed and no staging folder is left behind
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "raw"]
