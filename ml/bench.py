@@ -61,17 +61,20 @@ def bench_real_data(shared: Path, params: TrainParams, splits: int) -> None:
         )
 
 
-def copy_project(destination: Path) -> None:
-    """The project's files as a fresh clone would have them (tracked and new, not ignored)."""
+def copy_project(destination: Path, root: Path = Path()) -> None:
+    """The project's files as a fresh clone would have them (tracked and new, not ignored),
+    committed to a new git repository at destination."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],  # noqa: S607
         capture_output=True,
         check=True,
+        cwd=root,
     ).stdout.split(b"\0")
     for name in filter(None, listed):
-        source = Path(name.decode())
+        relative = Path(name.decode())
+        source = root / relative
+        target = destination / relative
         if source.is_file():
-            target = destination / source
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     git = ["git", "-C", str(destination)]
