@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 from ruamel.yaml import YAML
 
-from ml.artefact import write_atomic
 from ml.params import PARAMS_FILE, ParamsError, load_params
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -24,25 +23,33 @@ def _commands() -> None:
     """Keeps `data-source` a subcommand even while it is the only one."""
 
 
-def set_data_source(source: str, endpoint_url: str | None, params_file: Path) -> None:
-    """Point the data stage at a source, keeping params.yaml's comments; reject bad values."""
+def _round_trip_yaml() -> YAML:
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.representer.add_representer(
+        type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return yaml
+
+
+def set_data_source(source: str, endpoint_url: str | None, params_file: Path) -> None:
+    """Point the data stage at a source, keeping params.yaml's comments; reject bad values.
+
+    The new file is checked against the params schema before it replaces the old one.
+    """
+    yaml = _round_trip_yaml()
     document = yaml.load(params_file.read_text())
-    previous = (document["data"]["source"], document["data"]["s3_endpoint_url"])
     document["data"]["source"] = source
     document["data"]["s3_endpoint_url"] = endpoint_url
     buffer = StringIO()
     yaml.dump(document, buffer)
-    write_atomic(params_file, buffer.getvalue())
+    staged = params_file.with_name(f".{params_file.name}.new")
+    staged.write_text(buffer.getvalue())
     try:
-        load_params(params_file)
-    except ParamsError:
-        document["data"]["source"], document["data"]["s3_endpoint_url"] = previous
-        buffer = StringIO()
-        yaml.dump(document, buffer)
-        write_atomic(params_file, buffer.getvalue())
-        raise
+        load_params(staged)
+        staged.replace(params_file)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 @app.command("data-source")
