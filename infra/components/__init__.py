@@ -1,0 +1,1 @@
+"""ComponentResource classes, one per concern: storage, registry, image, promotion, identity."""

@@ -1,0 +1,35 @@
+"""Errors the Pulumi program raises, each naming what was wrong, where, and how to fix it.
+
+    pulumi.RunError          shown by the Pulumi CLI as a plain message, without a traceback
+     └── InfraError          base of everything below
+          ├── StackConfigError     a stack setting is missing or invalid (names the config key)
+          ├── ReleaseError         version not SemVer, version taken by other content, no git commit
+          ├── ModelArtefactError   the model in the build context is missing or corrupt
+          └── PromotionCheckError  prod and nonprod disagree on the version or the image digest
+
+infra.promote (run by the prod stack as a separate process) raises its own PromotionError.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+
+class InfraError(pulumi.RunError):
+    """Base of the errors the predict-buy Pulumi program raises on purpose."""
+
+
+class StackConfigError(InfraError):
+    """A stack setting (`pulumi config`) is missing or has a value that is not allowed."""
+
+
+class ReleaseError(InfraError):
+    """The release cannot be published: bad version, version already taken, or no git commit."""
+
+
+class ModelArtefactError(InfraError):
+    """The model artefact the image would ship is missing or does not match its metadata."""
+
+
+class PromotionCheckError(InfraError):
+    """Prod refuses a promotion: versions differ or the digest that landed is not nonprod's."""

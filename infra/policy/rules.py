@@ -1,0 +1,385 @@
+"""Policy rules for predict-buy: private encrypted buckets, safe registries, protected prod.
+
+Each rule is a plain function taking pulumi_policy's args and `report_violation`, so tests call it
+directly on the resources the mocked program registers (building a `PolicyPack` starts a server).
+`__main__.py` only wraps these in a PolicyPack. Properties arrive camelCase, as the engine sends.
+
+Resource rules (inputs of one resource):
+  s3-encryption-kms          SSE-KMS (aws:kms or aws:kms:dsse) with a bucket key
+  s3-versioning-enabled      versioning status Enabled
+  s3-public-access-blocked   all four public-access blocks true
+  s3-ownership-enforced      BucketOwnerEnforced: ACLs disabled
+  s3-tls-only                the bucket policy denies s3:* when aws:SecureTransport is false
+  s3-no-acl                  no ACL, no force_destroy on the bucket
+  ecr-scan-on-push           scan on push
+  ecr-tag-immutability       IMMUTABLE (or IMMUTABLE_WITH_EXCLUSION with its filters)
+  ecr-encryption-kms         KMS encryption
+  prod-protected             a .../prod/... repository is protected and never force-deleted
+  github-oidc-trust-pinned   a role trusting GitHub requires audience sts.amazonaws.com and
+                             subjects of one named repository
+Stack rules (all resources):
+  s3-bucket-complete         every bucket has each of the settings above and a lifecycle
+  ecr-lifecycle-present      every repository has a lifecycle that expires untagged images and
+                             keeps a bounded number of v* releases
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+BUCKET: Final = "aws:s3/bucket:Bucket"
+ENCRYPTION: Final = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
+VERSIONING: Final = "aws:s3/bucketVersioning:BucketVersioning"
+PUBLIC_ACCESS: Final = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+OWNERSHIP: Final = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_LIFECYCLE: Final = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+REPOSITORY: Final = "aws:ecr/repository:Repository"
+REPOSITORY_LIFECYCLE: Final = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+ROLE: Final = "aws:iam/role:Role"
+
+KMS_ALGORITHMS: Final = ("aws:kms", "aws:kms:dsse")
+PUBLIC_ACCESS_FLAGS: Final = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
+GITHUB_OIDC_HOST: Final = "token.actions.githubusercontent.com"
+PINNED_SUBJECT = re.compile(r"^repo:[A-Za-z0-9-]+/[A-Za-z0-9._-]+:\S+$")
+
+ResourceRule = Callable[[ResourceValidationArgs, ReportViolation], None]
+StackRule = Callable[[StackValidationArgs, ReportViolation], None]
+
+
+def _document(value: Any) -> dict[str, Any]:
+    """A policy document given as JSON text or as a mapping."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    statements = document.get("Statement", document.get("statements", []))
+    if isinstance(statements, Mapping):
+        return [statements]
+    return [s for s in statements if isinstance(s, Mapping)] if isinstance(statements, list) else []
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _only(resource_type: str, rule: ResourceRule) -> ResourceRule:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type == resource_type:
+            rule(args, report_violation)
+
+    validate.__doc__ = rule.__doc__
+    return validate
+
+
+def check_encryption(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Default encryption must be SSE-KMS with the bucket key on."""
+    rules = _as_list(args.props.get("rules"))
+    if not rules:
+        report_violation("the bucket encryption configuration has no rules", None)
+    for rule in rules:
+        default = rule.get("applyServerSideEncryptionByDefault") or {}
+        algorithm = default.get("sseAlgorithm")
+        if algorithm not in KMS_ALGORITHMS:
+            report_violation(
+                f"default encryption is {algorithm!r}; use one of {', '.join(KMS_ALGORITHMS)}",
+                None,
+            )
+        if rule.get("bucketKeyEnabled") is not True:
+            report_violation("bucketKeyEnabled must be true (one KMS data key per bucket)", None)
+
+
+def check_versioning(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Versioning must be Enabled so overwritten data and models can be recovered."""
+    status = (args.props.get("versioningConfiguration") or {}).get("status")
+    if status != "Enabled":
+        report_violation(f"bucket versioning is {status!r}; it must be 'Enabled'", None)
+
+
+def check_public_access(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """All four public-access blocks must be on."""
+    off = [flag for flag in PUBLIC_ACCESS_FLAGS if args.props.get(flag) is not True]
+    if off:
+        report_violation(f"public access is not fully blocked: {', '.join(off)} not true", None)
+
+
+def check_ownership(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Object ownership must be BucketOwnerEnforced, which disables ACLs."""
+    ownership = (args.props.get("rule") or {}).get("objectOwnership")
+    if ownership != "BucketOwnerEnforced":
+        report_violation(f"object ownership is {ownership!r}; use 'BucketOwnerEnforced'", None)
+
+
+def denies_insecure_transport(policy: Any) -> bool:
+    for statement in _statements(_document(policy)):
+        condition = statement.get("Condition") or {}
+        secure = (condition.get("Bool") or {}).get("aws:SecureTransport")
+        actions = _as_list(statement.get("Action"))
+        resources = _as_list(statement.get("Resource"))
+        if (
+            statement.get("Effect") == "Deny"
+            and str(secure).lower() == "false"
+            and ("s3:*" in actions or "*" in actions)
+            and any(not str(r).endswith("/*") for r in resources)
+            and any(str(r).endswith("/*") for r in resources)
+        ):
+            return True
+    return False
+
+
+def check_tls_only(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The bucket policy must deny every request made without TLS, to the bucket and objects."""
+    if not denies_insecure_transport(args.props.get("policy")):
+        report_violation(
+            "the bucket policy has no Deny of s3:* on the bucket and its objects when "
+            "aws:SecureTransport is false",
+            None,
+        )
+
+
+def check_bucket_basics(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """No ACLs on the bucket and no force_destroy (which would delete data with the stack)."""
+    acl = args.props.get("acl")
+    if acl not in (None, "", "private"):
+        report_violation(f"the bucket sets ACL {acl!r}; ACLs are disabled, remove it", None)
+    if args.props.get("forceDestroy") is True:
+        report_violation("forceDestroy is true: deleting the stack would delete the data", None)
+
+
+def check_scan_on_push(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every pushed image must be scanned."""
+    scanning = args.props.get("imageScanningConfiguration") or {}
+    if scanning.get("scanOnPush") is not True:
+        report_violation("imageScanningConfiguration.scanOnPush must be true", None)
+
+
+def check_tag_immutability(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Release tags must be immutable; an exclusion is allowed only with explicit filters."""
+    mutability = args.props.get("imageTagMutability")
+    filters = _as_list(args.props.get("imageTagMutabilityExclusionFilters"))
+    if mutability == "IMMUTABLE":
+        return
+    if mutability == "IMMUTABLE_WITH_EXCLUSION" and filters:
+        return
+    report_violation(
+        f"imageTagMutability is {mutability!r}; use 'IMMUTABLE' (or 'IMMUTABLE_WITH_EXCLUSION' "
+        "with exclusion filters for a mutable convenience tag)",
+        None,
+    )
+
+
+def check_repository_encryption(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Images must be encrypted with KMS."""
+    configurations = _as_list(args.props.get("encryptionConfigurations"))
+    types = [c.get("encryptionType") for c in configurations if isinstance(c, Mapping)]
+    if not types or any(t not in ("KMS", "KMS_DSSE") for t in types):
+        report_violation(f"repository encryption is {types or 'default'}; use 'KMS'", None)
+
+
+def check_prod_protected(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A prod repository holds what users run: protected, and never force-deleted."""
+    if "/prod/" not in f"/{args.props.get('name', '')}/":
+        return
+    if not args.opts.protect:
+        report_violation(f"{args.props.get('name')} is a prod repository: set protect=True", None)
+    if args.props.get("forceDelete") is True:
+        report_violation(
+            f"{args.props.get('name')} is a prod repository: forceDelete must not be true", None
+        )
+
+
+def check_github_trust(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A role GitHub can assume must pin the audience and one repository's subjects."""
+    for statement in _statements(_document(args.props.get("assumeRolePolicy"))):
+        federated = _as_list((statement.get("Principal") or {}).get("Federated"))
+        if not any(GITHUB_OIDC_HOST in str(principal) for principal in federated):
+            continue
+        condition = statement.get("Condition") or {}
+        audience = (condition.get("StringEquals") or {}).get(f"{GITHUB_OIDC_HOST}:aud")
+        if audience != "sts.amazonaws.com":
+            report_violation(
+                f"the GitHub trust does not require audience sts.amazonaws.com (got {audience!r})",
+                None,
+            )
+        subjects = [
+            subject
+            for operator in ("StringEquals", "StringLike")
+            for subject in _as_list((condition.get(operator) or {}).get(f"{GITHUB_OIDC_HOST}:sub"))
+        ]
+        unpinned = [s for s in subjects if not PINNED_SUBJECT.fullmatch(str(s))]
+        if not subjects or unpinned:
+            report_violation(
+                "the GitHub trust must pin token subjects to one repository "
+                f"(repo:<owner>/<name>:...); got {subjects or 'no subject condition'}",
+                None,
+            )
+
+
+def _by_bucket(resources: list[Any], resource_type: str) -> dict[str, Any]:
+    return {
+        str(r.props.get("bucket")): r
+        for r in resources
+        if r.resource_type == resource_type and r.props.get("bucket") is not None
+    }
+
+
+def check_bucket_complete(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every bucket in the stack comes with all of its protective settings (s3-tls-only and the
+    other resource rules check what each setting says)."""
+    required = {
+        ENCRYPTION: "an encryption configuration",
+        VERSIONING: "versioning",
+        PUBLIC_ACCESS: "a public access block",
+        OWNERSHIP: "ownership controls",
+        BUCKET_POLICY: "bucket policy",
+        BUCKET_LIFECYCLE: "a lifecycle configuration",
+    }
+    attached = {kind: _by_bucket(args.resources, kind) for kind in required}
+    for bucket in (r for r in args.resources if r.resource_type == BUCKET):
+        name = str(bucket.props.get("bucket"))
+        missing = [label for kind, label in required.items() if name not in attached[kind]]
+        if missing:
+            report_violation(f"bucket {name} has no {', no '.join(missing)}", bucket.urn)
+
+
+def lifecycle_problems(policy: Any) -> list[str]:
+    rules = _document(policy).get("rules", [])
+    expires_untagged = any(
+        r.get("selection", {}).get("tagStatus") in ("untagged", "any")
+        and r.get("action", {}).get("type") == "expire"
+        for r in rules
+    )
+    keeps_releases = any(
+        r.get("selection", {}).get("tagStatus") == "tagged"
+        and r.get("selection", {}).get("countType") == "imageCountMoreThan"
+        and any(str(p).startswith("v") for p in r.get("selection", {}).get("tagPatternList", []))
+        for r in rules
+    )
+    problems = []
+    if not expires_untagged:
+        problems.append("no rule expires untagged images")
+    if not keeps_releases:
+        problems.append("no rule keeps only the last N v* releases")
+    return problems
+
+
+def check_repository_lifecycle(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Every repository has a lifecycle policy that prunes untagged images and old releases."""
+    lifecycles = {
+        str(r.props.get("repository")): r
+        for r in args.resources
+        if r.resource_type == REPOSITORY_LIFECYCLE
+    }
+    for repository in (r for r in args.resources if r.resource_type == REPOSITORY):
+        name = str(repository.props.get("name"))
+        lifecycle = lifecycles.get(name)
+        if lifecycle is None:
+            report_violation(f"repository {name} has no lifecycle policy", repository.urn)
+            continue
+        problems = lifecycle_problems(lifecycle.props.get("policy"))
+        if problems:
+            report_violation(
+                f"repository {name} lifecycle policy: {'; '.join(problems)}", repository.urn
+            )
+
+
+MANDATORY = EnforcementLevel.MANDATORY
+
+RESOURCE_RULES: Final[dict[str, tuple[str, str, ResourceRule]]] = {
+    "s3-encryption-kms": (ENCRYPTION, "Buckets use SSE-KMS with a bucket key.", check_encryption),
+    "s3-versioning-enabled": (VERSIONING, "Buckets keep object versions.", check_versioning),
+    "s3-public-access-blocked": (
+        PUBLIC_ACCESS,
+        "All four public-access blocks are on.",
+        check_public_access,
+    ),
+    "s3-ownership-enforced": (
+        OWNERSHIP,
+        "ACLs are disabled (BucketOwnerEnforced).",
+        check_ownership,
+    ),
+    "s3-tls-only": (BUCKET_POLICY, "Bucket policies deny requests without TLS.", check_tls_only),
+    "s3-no-acl": (BUCKET, "Buckets set no ACL and no force_destroy.", check_bucket_basics),
+    "ecr-scan-on-push": (REPOSITORY, "Repositories scan images on push.", check_scan_on_push),
+    "ecr-tag-immutability": (REPOSITORY, "Release tags are immutable.", check_tag_immutability),
+    "ecr-encryption-kms": (
+        REPOSITORY,
+        "Repositories encrypt with KMS.",
+        check_repository_encryption,
+    ),
+    "prod-protected": (REPOSITORY, "Prod repositories are protected.", check_prod_protected),
+    "github-oidc-trust-pinned": (
+        ROLE,
+        "GitHub OIDC trust is pinned to one repository.",
+        check_github_trust,
+    ),
+}
+
+STACK_RULES: Final[dict[str, tuple[str, StackRule]]] = {
+    "s3-bucket-complete": (
+        "Every bucket has encryption, versioning, public access block, ownership controls, a "
+        "TLS-only policy and a lifecycle.",
+        check_bucket_complete,
+    ),
+    "ecr-lifecycle-present": (
+        "Every repository has a lifecycle expiring untagged images and old releases.",
+        check_repository_lifecycle,
+    ),
+}
+
+
+def resource_rule(name: str) -> ResourceRule:
+    """The validate function of a resource rule, filtered to its resource type."""
+    resource_type, _, rule = RESOURCE_RULES[name]
+    return _only(resource_type, rule)
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """The rules as pulumi_policy policies, all mandatory."""
+    built: list[ResourceValidationPolicy | StackValidationPolicy] = [
+        ResourceValidationPolicy(
+            name=name,
+            description=description,
+            validate=resource_rule(name),
+            enforcement_level=MANDATORY,
+        )
+        for name, (_, description, _) in RESOURCE_RULES.items()
+    ]
+    built += [
+        StackValidationPolicy(
+            name=name, description=description, validate=rule, enforcement_level=MANDATORY
+        )
+        for name, (description, rule) in STACK_RULES.items()
+    ]
+    return built

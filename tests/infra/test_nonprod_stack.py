@@ -1,0 +1,418 @@
+"""Stack nonprod under a mocked engine: resources, security settings, names, outputs, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import (
+    GIT_SHA,
+    NONPROD_REPOSITORY,
+    NONPROD_URL,
+    RunStack,
+    StackRun,
+    write_build_context,
+)
+from tests.infra.program_runner import ECR_PASSWORD
+
+BUCKET = "aws:s3/bucket:Bucket"
+IMAGE = "docker-build:index:Image"
+REPOSITORY = "aws:ecr/repository:Repository"
+ROLE = "aws:iam/role:Role"
+
+
+def by_name(run: StackRun, resource_type: str) -> dict[str, dict]:
+    return {r["name"]: r for r in run.of_type(resource_type)}
+
+
+def test_bucket_is_private_encrypted_versioned_and_tls_only(nonprod_run: StackRun) -> None:
+    # given the mocked nonprod program
+    # when it has run
+    bucket = nonprod_run.one(BUCKET)
+    encryption = nonprod_run.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    public = nonprod_run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    versioning = nonprod_run.one("aws:s3/bucketVersioning:BucketVersioning")
+    ownership = nonprod_run.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    policy = json.loads(nonprod_run.one("aws:s3/bucketPolicy:BucketPolicy")["inputs"]["policy"])
+    lifecycle = nonprod_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+
+    # then the bucket and every setting attached to it are as the issue asks
+    assert bucket["inputs"]["bucket"] == "ce7-grp-1-bucket"
+    assert bucket["inputs"].get("forceDestroy") is False, "deleting the stack must keep the data"
+    for attached in (encryption, public, versioning, ownership, lifecycle):
+        assert attached["inputs"]["bucket"] == "ce7-grp-1-bucket", attached["name"]
+    rule = encryption["inputs"]["rules"][0]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+    assert rule["bucketKeyEnabled"] is True
+    assert all(
+        public["inputs"][flag] is True
+        for flag in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    ), public["inputs"]
+    assert versioning["inputs"]["versioningConfiguration"]["status"] == "Enabled"
+    assert ownership["inputs"]["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [
+        "arn:aws:s3:::ce7-grp-1-bucket",
+        "arn:aws:s3:::ce7-grp-1-bucket/*",
+    ]
+    [expiry] = lifecycle["inputs"]["rules"]
+    assert expiry["noncurrentVersionExpiration"]["noncurrentDays"] == 30
+    assert expiry["status"] == "Enabled"
+
+
+def test_bucket_has_the_two_prefixes(nonprod_run: StackRun) -> None:
+    # given / when the nonprod program ran
+    keys = sorted(
+        o["inputs"]["key"] for o in nonprod_run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    )
+
+    # then the folders users upload to and DVC pushes to exist
+    assert keys == ["DVC_Artefacts/", "new_ML_data/"]
+
+
+def test_repository_name_and_security_settings(nonprod_run: StackRun) -> None:
+    # given / when
+    repository = nonprod_run.one(REPOSITORY)
+    lifecycle = json.loads(
+        nonprod_run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")["inputs"]["policy"]
+    )
+    policy = json.loads(
+        nonprod_run.one("aws:ecr/repositoryPolicy:RepositoryPolicy")["inputs"]["policy"]
+    )
+
+    # then
+    inputs = repository["inputs"]
+    assert inputs["name"] == NONPROD_REPOSITORY
+    assert inputs["imageTagMutability"] == "IMMUTABLE"
+    assert inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert inputs["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
+    assert inputs["forceDelete"] is False
+    assert repository["protect"] is False, "nonprod repositories may be replaced"
+    selections = [rule["selection"] for rule in lifecycle["rules"]]
+    assert selections[0]["tagPatternList"] == ["v*"] and selections[0]["countNumber"] == 10
+    assert selections[1] == {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": 15,
+    }, "nonprod keeps untagged images 15 days, as the original"
+    [allow] = policy["Statement"]
+    assert allow["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert sorted(allow["Action"]) == [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ], "the repository policy grants pulls only"
+
+
+def test_image_is_built_from_the_service_dockerfile_and_tagged(
+    nonprod_run: StackRun, module_context: Path
+) -> None:
+    # given / when
+    image = nonprod_run.one(IMAGE)["inputs"]
+
+    # then
+    assert image["context"] == {"location": str(module_context)}
+    assert image["dockerfile"] == {"location": str(module_context / "service" / "Dockerfile")}
+    assert image["push"] is True
+    assert image["buildOnPreview"] is False, "a preview must neither build nor push"
+    tags = image["tags"]
+    assert tags[0] == f"{NONPROD_URL}:v0.1.0"
+    assert tags[1] == f"{NONPROD_URL}:{GIT_SHA[:12]}"
+    assert tags[2].startswith(f"{NONPROD_URL}:inputs-")
+    assert image["labels"]["org.opencontainers.image.version"] == "0.1.0"
+    assert "registries" in nonprod_run.one(IMAGE)["secretInputs"], "the ECR password is secret"
+    [registry] = image["registries"]
+    assert registry["address"] == NONPROD_URL
+    assert registry["username"] == "AWS"
+    assert registry["password"] == ECR_PASSWORD, "the password comes from the ECR token"
+    tokens = [c for c in nonprod_run.calls if c["token"].endswith("getAuthorizationToken")]
+    assert tokens and tokens[0]["args"]["registryId"] == "123456789012", (
+        "the ECR token is fetched for the repository's registry, on the image resource"
+    )
+
+
+def test_outputs(nonprod_run: StackRun) -> None:
+    # given / when / then
+    digest = nonprod_run.value("imageDigest")
+    assert digest.startswith("sha256:") and len(digest) == 71
+    assert nonprod_run.value("bucketName") == "ce7-grp-1-bucket"
+    assert nonprod_run.value("dvcRemoteUrl") == "s3://ce7-grp-1-bucket/DVC_Artefacts/"
+    assert nonprod_run.value("dataUrl") == "s3://ce7-grp-1-bucket/new_ML_data/"
+    assert nonprod_run.value("repositoryUrl") == NONPROD_URL
+    assert nonprod_run.value("version") == "0.1.0"
+    assert nonprod_run.value("gitSha") == GIT_SHA[:12]
+    assert nonprod_run.value("imageRef") == f"{NONPROD_URL}@{digest}"
+    assert "deployRoleArn" not in nonprod_run.exports, "no roles unless githubOidc is set"
+    assert not nonprod_run.of_type(ROLE)
+
+
+def test_preview_pushes_nothing_and_leaves_the_digest_unknown(run_stack: RunStack) -> None:
+    # given / when a preview
+    run = run_stack("nonprod", preview=True)
+
+    # then the image neither builds nor pushes and its digest is not known yet
+    assert run.error is None, run.error
+    assert run.one(IMAGE)["inputs"]["buildOnPreview"] is False
+    assert "digest" not in run.one(IMAGE)["outputs"], "nothing was built, so no digest"
+    assert run.exports["imageDigest"]["known"] is False
+    assert run.exports["version"]["value"] == "0.1.0"
+
+
+def test_github_oidc_roles_are_pinned_and_least_privilege(nonprod_oidc_run: StackRun) -> None:
+    # given githubOidc=true for acme/predict-buy, createOidcProvider=true
+    roles = by_name(nonprod_oidc_run, ROLE)
+    policies = {
+        p["name"]: json.loads(p["inputs"]["policy"])
+        for p in nonprod_oidc_run.of_type("aws:iam/rolePolicy:RolePolicy")
+    }
+    provider = nonprod_oidc_run.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+
+    # then the provider is GitHub's, with STS as the only audience
+    assert provider["inputs"]["url"] == "https://token.actions.githubusercontent.com"
+    assert provider["inputs"]["clientIdLists"] == ["sts.amazonaws.com"]
+    subjects = {}
+    for name, role in roles.items():
+        [trust] = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"]
+        assert trust["Principal"]["Federated"].endswith(
+            ":oidc-provider/token.actions.githubusercontent.com"
+        )
+        condition = trust["Condition"]
+        assert condition["StringEquals"] == {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com"
+        }
+        subjects[name] = condition["StringLike"]["token.actions.githubusercontent.com:sub"]
+    assert subjects == {
+        "github-preview": ["repo:acme/predict-buy:pull_request"],
+        "github-train": ["repo:acme/predict-buy:ref:refs/heads/*"],
+        "github-deploy": [
+            "repo:acme/predict-buy:ref:refs/heads/main",
+            "repo:acme/predict-buy:environment:production",
+        ],
+    }
+    preview_actions = {
+        action
+        for statement in policies["github-preview-permissions"]["Statement"]
+        for action in statement["Action"]
+    }
+    writes = [a for a in preview_actions if a.split(":")[1].startswith(("Put", "Delete", "Create"))]
+    assert not writes, f"the preview role must be read-only, has {writes}"
+    train = {s["Sid"]: s for s in policies["github-train-permissions"]["Statement"]}
+    assert train["ReadTrainingData"]["Resource"] == "arn:aws:s3:::ce7-grp-1-bucket/new_ML_data/*"
+    assert train["ReadWriteDvcRemote"]["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert train["ListPrefixes"]["Condition"]["StringLike"]["s3:prefix"] == [
+        "new_ML_data/*",
+        "new_ML_data",
+        "DVC_Artefacts/*",
+        "DVC_Artefacts",
+    ], "training may list its two prefixes only"
+    assert train["ReadWriteDvcRemote"]["Resource"] == (
+        "arn:aws:s3:::ce7-grp-1-bucket/DVC_Artefacts/*"
+    )
+    deploy = policies["github-deploy-permissions"]["Statement"]
+    assert not any(a.startswith("iam:") for s in deploy for a in s["Action"]), (
+        "the deploy role must not be able to change IAM, or it could widen its own rights"
+    )
+    repositories = next(s for s in deploy if s["Sid"] == "ManageRepositories")["Resource"]
+    assert repositories == [
+        "arn:aws:ecr:eu-west-2:123456789012:repository/ce7-grp-1/nonprod/predict_buy_app",
+        "arn:aws:ecr:eu-west-2:123456789012:repository/ce7-grp-1/prod/predict_buy_app",
+    ]
+    assert nonprod_oidc_run.value("deployRoleArn").endswith(":role/ce7-grp-1-github-deploy")
+    assert nonprod_oidc_run.value("previewRoleArn").endswith(":role/ce7-grp-1-github-preview")
+    assert nonprod_oidc_run.value("trainRoleArn").endswith(":role/ce7-grp-1-github-train")
+
+
+def test_existing_oidc_provider_is_reused(run_stack: RunStack) -> None:
+    # given githubOidc without createOidcProvider (the account already has GitHub's provider)
+    config = {
+        "aws:region": "eu-west-2",
+        "predict-buy:githubOidc": "true",
+        "predict-buy:githubRepository": "acme/predict-buy",
+    }
+
+    # when
+    run = run_stack("nonprod", config=config)
+
+    # then no provider is created and the roles trust the account's existing one
+    assert run.error is None, run.error
+    assert not run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    trust = json.loads(run.of_type(ROLE)[0]["inputs"]["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"]["Federated"] == (
+        "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    )
+
+
+def test_config_name_prefix_and_bucket_name_are_used(run_stack: RunStack) -> None:
+    # given another prefix and bucket
+    config = {
+        "aws:region": "eu-west-2",
+        "predict-buy:namePrefix": "acme",
+        "predict-buy:bucketName": "acme-data",
+        "predict-buy:imageRetentionDays": "7",
+    }
+
+    # when
+    run = run_stack("nonprod", config=config)
+
+    # then
+    assert run.one(REPOSITORY)["inputs"]["name"] == "acme/nonprod/predict_buy_app"
+    assert run.value("dvcRemoteUrl") == "s3://acme-data/DVC_Artefacts/"
+    lifecycle = json.loads(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")["inputs"]["policy"])
+    assert lifecycle["rules"][1]["selection"]["countNumber"] == 7
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, "aws:region"),
+        ({"aws:region": "eu-west-2", "predict-buy:namePrefix": "Bad Prefix"}, "namePrefix"),
+        ({"aws:region": "eu-west-2", "predict-buy:githubOidc": "true"}, "githubRepository"),
+        ({"aws:region": "eu-west-2", "predict-buy:version": "0.1.0"}, "version is set on stack"),
+    ],
+    ids=["no-region", "bad-prefix", "oidc-without-repository", "version-on-nonprod"],
+)
+def test_bad_config_fails_naming_the_key(
+    run_stack: RunStack, config: dict[str, str], expected: str
+) -> None:
+    # given / when
+    run = run_stack("nonprod", config=config)
+
+    # then
+    assert expected in run.failure(), run.failure()
+    assert not run.of_type(IMAGE), "nothing may be built on bad config"
+
+
+def test_missing_model_fails_before_building(tmp_path: Path, run_stack: RunStack) -> None:
+    # given a checkout where the model was never pulled
+    context = write_build_context(tmp_path / "fresh")
+    (context / "models" / "model.npz").unlink()
+
+    # when
+    run = run_stack("nonprod", context=context)
+
+    # then the error names the file and the command that fetches it
+    message = run.failure()
+    assert run.error["type"] == "ModelArtefactError"
+    assert "model.npz" in message and "dvc pull models" in message, message
+    assert not run.of_type(IMAGE), "the image must not be built without its model"
+
+
+def test_corrupt_model_fails_before_building(tmp_path: Path, run_stack: RunStack) -> None:
+    # given a model file that does not match the sha256 in model.json
+    context = write_build_context(tmp_path / "corrupt")
+    (context / "models" / "model.skops").write_bytes(b"something else")
+
+    # when
+    run = run_stack("nonprod", context=context)
+
+    # then
+    message = run.failure()
+    assert "model.skops" in message and "sha256" in message and "dvc pull models" in message
+    assert not run.of_type(IMAGE)
+
+
+def test_non_semver_version_fails(tmp_path: Path, run_stack: RunStack) -> None:
+    # given pyproject.toml with a version that is not SemVer
+    context = write_build_context(tmp_path / "badversion", version="1.0")
+
+    # when
+    run = run_stack("nonprod", context=context)
+
+    # then
+    assert run.error["type"] == "ReleaseError"
+    assert "'1.0': not a SemVer version" in run.failure(), run.failure()
+    assert not run.of_type(IMAGE)
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_version_published_with_other_content_fails_before_pushing(
+    run_stack: RunStack, preview: bool
+) -> None:
+    # given v0.1.0 is already in the repository, built from other inputs
+    published = {
+        f"{NONPROD_REPOSITORY}:v0.1.0": {
+            "digest": "sha256:" + "cd" * 32,
+            "tags": ["v0.1.0", "fedcba987654", "inputs-000000000000000000000000"],
+        }
+    }
+
+    # when (a preview checks too, so a pull request learns it needs a version bump)
+    run = run_stack("nonprod", published=published, preview=preview)
+
+    # then the run stops before the image resource, asking for a version bump
+    message = run.failure()
+    assert run.error["type"] == "ReleaseError"
+    assert "already published" in message and "bump [project].version" in message, message
+    assert "0.1.1" in message, "the message suggests the next patch version"
+    assert not run.of_type(IMAGE), "nothing may be pushed"
+
+
+def test_version_published_with_the_same_inputs_is_a_rerun(
+    run_stack: RunStack, nonprod_run: StackRun
+) -> None:
+    # given v0.1.0 is in the repository with this build's inputs tag
+    inputs_tag = nonprod_run.one(IMAGE)["inputs"]["tags"][2].rsplit(":", 1)[1]
+    published = {
+        f"{NONPROD_REPOSITORY}:v0.1.0": {
+            "digest": "sha256:" + "cd" * 32,
+            "tags": ["v0.1.0", GIT_SHA[:12], inputs_tag],
+        }
+    }
+
+    # when
+    run = run_stack("nonprod", published=published)
+
+    # then the program runs normally (the provider has nothing new to push)
+    assert run.error is None, run.error
+    assert run.one(IMAGE)["inputs"]["tags"][2].endswith(inputs_tag)
+
+
+def test_release_guard_reads_ecr_over_http(run_stack: RunStack, moto_ecr: str) -> None:
+    # given moto's ECR holds v0.1.0 pushed from other inputs
+    import boto3
+
+    client = boto3.client(
+        "ecr",
+        region_name="eu-west-2",
+        endpoint_url=moto_ecr,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 (moto's fixed test credentials)
+    )
+    repository = "guard/nonprod/predict_buy_app"
+    client.create_repository(repositoryName=repository)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {},
+            "layers": [],
+        }
+    )
+    client.put_image(repositoryName=repository, imageManifest=manifest, imageTag="v0.1.0")
+    config = {"aws:region": "eu-west-2", "predict-buy:namePrefix": "guard"}
+
+    # when the program runs against that registry API
+    run = run_stack("nonprod", config=config, ecr_endpoint=moto_ecr)
+
+    # then the guard found the tag and refused
+    assert "guard/nonprod/predict_buy_app:v0.1.0 is already published" in run.failure()
+
+    # and a fresh repository name passes the same check
+    fresh = run_stack(
+        "nonprod",
+        config={"aws:region": "eu-west-2", "predict-buy:namePrefix": "fresh"},
+        ecr_endpoint=moto_ecr,
+    )
+    assert fresh.error is None, fresh.error
