@@ -29,7 +29,7 @@ $(UV): requirements/tools.txt
 $(SYNCED): $(UV) requirements/dev.txt
 	@echo "==> installing the locked environment into $(VENV)"
 	test -x $(PY) || $(UV) venv --quiet --python python3 $(VENV)
-	$(UV) pip sync --quiet --require-hashes --python $(PY) requirements/dev.txt
+	$(UV) pip sync --require-hashes --python $(PY) requirements/dev.txt
 	@touch $@
 
 .PHONY: venv
@@ -58,9 +58,12 @@ run: $(SYNCED) ## synthetic data, dvc repro, dvc push, then serve the model
 	$(PY) -m ml.run
 
 .PHONY: bench
-bench: $(SYNCED) ## benchmarks that print figures
+bench: $(SYNCED) ## benchmarks that print figures (training side, then the service)
 	$(PY) -m ml.bench
+	test -f models/model.json || PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	$(MAKE) --no-print-directory bench-service
 
 .PHONY: clean
-clean: ## remove generated data, models and environments
-	rm -rf $(VENV) $(TOOLS) data/raw data/prepared models reports .dvc/cache
+clean: ## remove environments and what the pipeline generated (not the DVC remote)
+	rm -rf $(VENV) $(TOOLS) data/raw data/validated models/model.* models/training.json \
+		reports/figures reports/plots .dvc/cache .dvc/tmp
