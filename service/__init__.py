@@ -1,0 +1,1 @@
+"""predict_buy_app: the HTTP prediction service that serves the trained model's compiled form."""

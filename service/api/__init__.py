@@ -1,0 +1,1 @@
+"""The HTTP surface: dependency aliases and one router per resource."""

@@ -1,0 +1,1 @@
+"""The service's plumbing: settings, structured logging, metrics and the HTTP middleware."""

@@ -1,0 +1,246 @@
+"""Request and response models; the request model is generated from the feature contract.
+
+Nothing here lists the features by hand: `PredictRequest` is built from `ml.contract.FEATURES`, so
+the service accepts exactly what the contract allows (categories, whole-number ranges, amounts), and
+a contract change changes the API with it. The contract's seven original-API fields are required
+keys whose value may be null (unknown), the rest are optional; unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
+
+from ml.contract import FEATURES, ORIGINAL_API_FIELDS, ContractError, Feature, FeatureKind
+
+# A body above these sizes is refused with 413 before it is parsed. 64 KiB is ~200 times a
+# single request; 8 MiB holds MAX_BATCH_ROWS rows of ~400 bytes with room to spare.
+MAX_PREDICT_BODY_BYTES: Final = 64 * 1024
+MAX_BATCH_ROWS: Final = 10_000
+MAX_BATCH_BODY_BYTES: Final = 8 * 1024 * 1024
+
+# The request the original API documented (its README's curl command): kept working unchanged.
+ORIGINAL_SAMPLE: Final[dict[str, Any]] = {
+    "Gender": "Female",
+    "Age": 46,
+    "HasDrivingLicense": 1,
+    "RegionID": 21.0,
+    "Switch": 0,
+    "PastAccident": "Yes",
+    "AnnualPremium": "2305.40",
+}
+
+# What a JSON string for a money feature may look like: the raw data's currency text
+# ("£1,623.85 ") or plain number text; surrounding blanks are ignored and blank means unknown.
+MONEY_TEXT_PATTERN: Final = (
+    r"^\s*(£?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?|[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)?\s*$"
+)
+
+
+def allowed_in_requests(feature: Feature) -> str:
+    """What a request may send for a feature, in words (error messages and field docs)."""
+    if feature.kind is FeatureKind.CATEGORY:
+        labels = ", ".join(repr(c) for c in feature.categories)
+        return f"one of {labels}, or null (unknown)"
+    low, high = feature.bounds
+    if feature.kind is FeatureKind.INTEGER:
+        return f"a whole number from {low:,g} to {high:,.0f}, or null (unknown)"
+    return (
+        f"a number from {low:,g} to {high:,.0f} or currency text such as '£1,623.85', "
+        "or null (unknown)"
+    )
+
+
+def _refuse_booleans(feature: Feature) -> BeforeValidator:
+    # JSON true/false would pass pydantic's lax int and float; the contract refuses them.
+    def check(value: object) -> object:
+        if isinstance(value, bool):
+            raise ContractError(feature.name, value, f"expected {allowed_in_requests(feature)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _parse_money(feature: Feature) -> AfterValidator:
+    # The contract's own parser: serving reads "£1,623.85 " exactly as training does.
+    def parse(value: float | str | None) -> float | None:
+        if value is None:
+            return None
+        number = feature.clean_value(value)
+        return None if number != number else number  # blank text: unknown, like null
+
+    return AfterValidator(parse)
+
+
+def _annotation(feature: Feature) -> Any:
+    """The pydantic type of one feature's request field (always nullable: null is unknown)."""
+    description = f"{feature.description} Allowed: {allowed_in_requests(feature)}."
+    if feature.kind is FeatureKind.CATEGORY:
+        return Annotated[
+            Literal[feature.categories] | None,  # type: ignore[valid-type]
+            Field(title=feature.name, description=description, examples=[feature.example]),
+        ]
+    low, high = feature.bounds
+    if feature.kind is FeatureKind.INTEGER:
+        # Lax int: 46, 46.0 and "46" are accepted (the original clients send RegionID 21.0);
+        # 46.5 is refused.
+        return Annotated[
+            Annotated[int, Field(ge=int(low), le=int(high))] | None,
+            _refuse_booleans(feature),
+            Field(title=feature.name, description=description, examples=[feature.example]),
+        ]
+    return Annotated[
+        float | str | None,
+        _refuse_booleans(feature),
+        _parse_money(feature),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "minimum": low, "maximum": high},
+                    {"type": "string", "pattern": MONEY_TEXT_PATTERN, "maxLength": 64},
+                    {"type": "null"},
+                ]
+            }
+        ),
+        Field(
+            title=feature.name,
+            description=description,
+            examples=[feature.example, "£1,623.85 "],
+        ),
+    ]
+
+
+def _request_fields() -> dict[str, Any]:
+    # Original-API fields are required keys (their value may be null) and come first in the
+    # docs; the other features are optional.
+    original = [f for f in FEATURES if f.name in ORIGINAL_API_FIELDS]
+    added = [f for f in FEATURES if f.name not in ORIGINAL_API_FIELDS]
+    fields: dict[str, Any] = {f.name: (_annotation(f), ...) for f in original}
+    fields.update({f.name: (_annotation(f), None) for f in added})
+    return fields
+
+
+class _RequestBase(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"examples": [ORIGINAL_SAMPLE]}
+    )
+
+
+PredictRequest = create_model(  # type: ignore[call-overload]
+    "PredictRequest",
+    __base__=_RequestBase,
+    __doc__=(
+        "One customer. The seven fields of the original API are required keys whose value may be "
+        "null (unknown); the other features are optional. Unknown fields are rejected."
+    ),
+    **_request_fields(),
+)
+
+
+class PredictResponse(BaseModel):
+    """The original `predicted_class`, plus the probability behind it and where it came from."""
+
+    predicted_class: Literal[0, 1] = Field(
+        description="1 if the customer is predicted to buy (probability >= threshold), else 0."
+    )
+    probability: float = Field(ge=0.0, le=1.0, description="Probability of class 1.")
+    threshold: float = Field(ge=0.0, le=1.0, description="Decision threshold of this model.")
+    model_version: str = Field(description="Version of the model that answered.")
+
+
+class BatchRequest(BaseModel):
+    """Many customers in one request; each row is validated like a `POST /predict` body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rows: list[PredictRequest] = Field(  # type: ignore[valid-type]
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description=f"1 to {MAX_BATCH_ROWS:,} rows; an invalid row is reported by its index.",
+    )
+
+
+class BatchPrediction(BaseModel):
+    predicted_class: Literal[0, 1]
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class BatchResponse(BaseModel):
+    """One prediction per row, in the order of the request's rows."""
+
+    predictions: list[BatchPrediction]
+    threshold: float = Field(ge=0.0, le=1.0)
+    model_version: str
+
+
+class ErrorItem(BaseModel):
+    """One rejected input: where it is, what was wrong and what is allowed."""
+
+    loc: list[str | int] = Field(description='Path to the input, e.g. ["body", "rows", 3, "Age"].')
+    field: str = Field(description='The field in words, e.g. "Age" or "rows[3].Age".')
+    msg: str = Field(description="What was wrong and what is allowed.")
+    type: str = Field(description="Machine-readable error type.")
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: the request was well-formed HTTP but its content breaks the contract."""
+
+    detail: list[ErrorItem]
+
+
+class MessageResponse(BaseModel):
+    """An error or status in one sentence."""
+
+    detail: str
+
+
+class RootResponse(BaseModel):
+    """The original API's health answer at `GET /`."""
+
+    message: str
+    status: Literal["ok"]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready", "not ready"]
+    model_version: str | None = None
+    detail: str | None = None
+
+
+class ArtefactInfo(BaseModel):
+    path: str
+    sha256: str
+    bytes: int
+
+
+class TrainingDataInfo(BaseModel):
+    path: str
+    md5: str
+    rows: int
+
+
+class ModelInfo(BaseModel):
+    """What is being served: identity, provenance, quality and the contract it expects."""
+
+    version: str
+    sha256: str = Field(description="sha256 of the served (compiled) model file.")
+    created_at: str = Field(description="When the model was trained (ISO 8601).")
+    threshold: float
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    artefacts: dict[str, ArtefactInfo]
+    training_data: TrainingDataInfo
+    library_versions: dict[str, str]
+    feature_contract: list[dict[str, Any]]

@@ -1,0 +1,158 @@
+"""The request model is the feature contract: same names, categories and ranges, as strict."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from ml.artefact import load_serving_model
+from ml.contract import (
+    FEATURE_NAMES,
+    FEATURES,
+    FEATURES_BY_NAME,
+    ORIGINAL_API_FIELDS,
+    FeatureKind,
+    clean_row,
+)
+from service.inference import Predictor, clean_matrix
+from service.schemas import ORIGINAL_SAMPLE, BatchRequest, PredictRequest
+from tests.service.model_factory import sample_requests
+
+SCHEMA = PredictRequest.model_json_schema()
+
+
+def _non_null(property_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in property_schema["anyOf"] if s.get("type") != "null"]
+
+
+def test_request_fields_are_the_contract_features() -> None:
+    # given the generated request model / when its fields are listed / then they are the contract's
+    assert set(PredictRequest.model_fields) == set(FEATURE_NAMES)
+    required = {name for name, f in PredictRequest.model_fields.items() if f.is_required()}
+    assert required == set(ORIGINAL_API_FIELDS), "the original API's fields must be required"
+    assert SCHEMA["additionalProperties"] is False, "unknown fields must be rejected"
+
+
+@pytest.mark.parametrize("feature", FEATURES, ids=lambda f: f.name)
+def test_each_field_allows_what_the_contract_allows(feature: Any) -> None:
+    # given one contract feature / when its request field's JSON schema is read
+    options = _non_null(SCHEMA["properties"][feature.name])
+    # then categories, integer ranges and money bounds are the contract's own
+    assert {"type": "null"} in SCHEMA["properties"][feature.name]["anyOf"], "null means unknown"
+    if feature.kind is FeatureKind.CATEGORY:
+        assert options == [{"enum": list(feature.categories), "type": "string"}]
+    elif feature.kind is FeatureKind.INTEGER:
+        assert options == [
+            {"type": "integer", "minimum": feature.minimum, "maximum": feature.maximum}
+        ]
+    else:
+        number = next(o for o in options if o["type"] == "number")
+        assert (number["minimum"], number["maximum"]) == feature.bounds
+        assert any(o["type"] == "string" for o in options), "currency text must be documented"
+
+
+def test_the_original_sample_payload_is_accepted() -> None:
+    # given the payload the original API documented / when validated / then it passes unchanged
+    request = PredictRequest.model_validate(ORIGINAL_SAMPLE)
+    assert vars(request)["RegionID"] == 21, "RegionID 21.0 must be read as region 21"
+    assert vars(request)["AnnualPremium"] == pytest.approx(2305.40)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("Age", 69.0, 69),
+        ("Age", "69", 69),
+        ("Age", None, None),
+        ("AnnualPremium", "£1,623.85 ", 1623.85),
+        ("AnnualPremium", 2630, 2630.0),
+        ("AnnualPremium", "  ", None),
+        ("Gender", "Male", "Male"),
+        ("VehicleAge", "> 2 Years", "> 2 Years"),
+    ],
+)
+def test_lenient_where_the_original_clients_need_it(field: str, value: Any, expected: Any) -> None:
+    # given a valid body with one field written as old clients or the raw data write it
+    body = {**ORIGINAL_SAMPLE, field: value}
+    # when validated / then it means what the contract says
+    assert vars(PredictRequest.model_validate(body))[field] == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("Age", 69.5),
+        ("Age", 17),
+        ("Age", 101),
+        ("Age", True),
+        ("HasDrivingLicense", True),
+        ("HasDrivingLicense", 2),
+        ("RegionID", "north"),
+        ("Gender", "male"),
+        ("Gender", ""),
+        ("PastAccident", 1),
+        ("AnnualPremium", "£-5"),
+        ("AnnualPremium", 1_000_001),
+        ("AnnualPremium", "1,62,3"),
+        ("AnnualPremium", False),
+        ("DaysSinceCreated", -1),
+    ],
+)
+def test_strict_where_the_contract_is(field: str, value: Any) -> None:
+    # given a body with one value the contract does not allow
+    body = {**ORIGINAL_SAMPLE, field: value}
+    # when validated / then it is rejected, and the error is located at that field
+    with pytest.raises(ValidationError) as caught:
+        PredictRequest.model_validate(body)
+    assert caught.value.errors()[0]["loc"][0] == field
+
+
+def test_unknown_and_missing_fields_are_rejected() -> None:
+    # given bodies with an unknown field and without a required one
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        PredictRequest.model_validate({**ORIGINAL_SAMPLE, "Salary": 1})
+    without_gender = {k: v for k, v in ORIGINAL_SAMPLE.items() if k != "Gender"}
+    with pytest.raises(ValidationError, match="Gender"):
+        PredictRequest.model_validate(without_gender)
+
+
+def test_batch_limits_rows() -> None:
+    # given an empty batch / when validated / then it is rejected (at least one row)
+    with pytest.raises(ValidationError, match="at least 1"):
+        BatchRequest.model_validate({"rows": []})
+
+
+def test_batch_cleaning_matches_the_contracts_row_cleaning() -> None:
+    # given many valid requests, validated like the service validates them
+    rows = [vars(PredictRequest.model_validate(b)) for b in sample_requests(300, seed=5)]
+    # when cleaned column-wise for a batch and row by row with the contract's clean_row
+    matrix = clean_matrix(rows)
+    expected = [clean_row(row) for row in rows]
+    # then both give the same numbers (NaN for unknown)
+    for got, want in zip(matrix.tolist(), expected, strict=True):
+        assert all(
+            (math.isnan(g) and math.isnan(w)) or g == w for g, w in zip(got, want, strict=True)
+        ), f"batch cleaning {got} differs from clean_row {want}"
+
+
+def test_batch_and_single_predictions_agree(model_dir: Path) -> None:
+    # given the fixture model and many valid rows
+    predictor = Predictor(*load_serving_model(model_dir))
+    rows = [vars(PredictRequest.model_validate(b)) for b in sample_requests(200, seed=6)]
+    # when scored as one batch and one by one
+    classes, probabilities = predictor.predict_many(rows)
+    singles = [predictor.predict_one(row) for row in rows]
+    # then the answers are the same
+    assert classes == [c for c, _ in singles]
+    assert probabilities == pytest.approx([p for _, p in singles], abs=1e-12)
+
+
+def test_contract_lookup_is_complete() -> None:
+    # the request model's field docs name what is allowed for every feature
+    for name, field in PredictRequest.model_fields.items():
+        assert field.description and "Allowed:" in field.description, name
+        assert FEATURES_BY_NAME[name].description in field.description
