@@ -13,14 +13,19 @@ from typing import Annotated
 import typer
 from ruamel.yaml import YAML
 
+from ml.cloud_cli import app as cloud_app
 from ml.params import PARAMS_FILE, ParamsError, load_params
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 
+# upload, fetch and use-s3-remote: moving datasets to and from s3://<bucket>/new_ML_data/.
+app.add_typer(cloud_app)
+
+
 @app.callback()
 def _commands() -> None:
-    """Keeps `data-source` a subcommand even while it is the only one."""
+    """Commands of the predict-buy project."""
 
 
 def _round_trip_yaml() -> YAML:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Final
@@ -203,10 +204,13 @@ def fetch_raw_data(params: DataParams, raw_dir: Path = RAW_DIR) -> dict[str, str
         if params.source == "synthetic":
             write_synthetic(staging, params.synthetic)
         elif params.source.startswith("s3://"):
-            from ml.s3 import fetch_dataset  # the cloud path needs boto3 only when used
+            from ml.s3 import S3DataError, fetch_dataset  # boto3 only when the source is S3
 
             with step("data", f"downloading {TRAIN_FILE} and {TEST_FILE} from {params.source}"):
-                fetch_dataset(params.source, staging, endpoint_url=params.s3_endpoint_url)
+                try:
+                    fetch_dataset(params.source, staging, endpoint_url=params.s3_endpoint_url)
+                except S3DataError as error:
+                    raise DataSourceError(str(error)) from error
         else:
             copy_local(Path(params.source), staging)
         md5 = {p.name: md5_of(p) for p in sorted(staging.iterdir()) if p.suffix == ".csv"}
@@ -227,7 +231,10 @@ def fetch_raw_data(params: DataParams, raw_dir: Path = RAW_DIR) -> dict[str, str
 
 
 def main() -> None:
-    fetch_raw_data(load_params().data)
+    try:
+        fetch_raw_data(load_params().data)
+    except DataSourceError as error:
+        sys.exit(f"data: {error}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ def _settings_problem(error: ValidationError) -> str:
     return "invalid setting " + "; ".join(problems)
 
 
+# Read by the training pipeline, not by the service: set in the same shell, they are no typo.
+PIPELINE_VARIABLES = frozenset({"PREDICT_BUY_ACCEPT_BELOW_GATE"})
+
+
 def setting_variables() -> set[str]:
     """Every environment variable the service reads."""
     names = {f"PREDICT_BUY_{name.upper()}" for name in Settings.model_fields}
@@ -49,8 +53,8 @@ def setting_variables() -> set[str]:
 
 
 def unknown_variables(environ: Mapping[str, str]) -> str:
-    """PREDICT_BUY_* variables the service does not read (a typo would be silently ignored)."""
-    known = setting_variables()
+    """PREDICT_BUY_* variables nobody reads (a typo would be silently ignored)."""
+    known = setting_variables() | PIPELINE_VARIABLES
     return ", ".join(sorted(k for k in environ if k.startswith("PREDICT_BUY_") and k not in known))
 
 

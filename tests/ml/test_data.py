@@ -91,3 +91,21 @@ def test_a_failing_source_leaves_the_previous_data_untouched(tmp_path):
     # then nothing changed and no staging folder is left behind
     assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "raw"]
+
+
+def test_an_unreachable_s3_source_fails_the_stage_with_the_reason(tmp_path, monkeypatch):
+    # given data from an earlier run and an S3 endpoint nothing listens on
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    raw = tmp_path / "raw"
+    fetch_raw_data(small_params(train_rows=300, test_rows=100).data, raw)
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    params = small_params().data.model_copy(
+        update={"source": "s3://bucket/new_ML_data/", "s3_endpoint_url": "http://127.0.0.1:9"}
+    )
+    # when / then
+    with pytest.raises(DataSourceError, match="endpoint unreachable"):
+        fetch_raw_data(params, raw)
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
