@@ -19,6 +19,17 @@ from ml.evaluate import METRICS_FILE
 from ml.progress import say
 from ml.train import MODEL_DIR
 
+# The original API's seven fields, as its clients send them.
+SAMPLE_REQUEST = {
+    "Gender": "Male",
+    "Age": 44,
+    "HasDrivingLicense": 1,
+    "RegionID": 28,
+    "Switch": 0,
+    "PastAccident": "Yes",
+    "AnnualPremium": "£1,623.85 ",
+}
+
 
 def _dvc() -> str:
     beside_python = Path(sys.executable).with_name("dvc")
@@ -45,11 +56,19 @@ def main() -> None:
         if key in metrics:
             say("run", f"  {key:<22} {metrics[key]:.4f}")
     say("run", "metrics: reports/metrics.json, plots: reports/figures/*.png, `dvc plots show`")
-    if not Path("service", "__main__.py").is_file():
-        return
-    serve = [sys.executable, "-m", "service"]
-    say("run", "serving the model; stop with Ctrl-C")
-    os.execv(sys.executable, serve)  # noqa: S606 -- replaces this process with the server
+    serve(MODEL_DIR)
+
+
+def serve(model_dir: Path) -> None:
+    """Replace this process with the prediction service, after printing how to call it."""
+    os.environ.setdefault("PREDICT_BUY_MODEL_DIR", str(model_dir))
+    host = os.environ.setdefault("PREDICT_BUY_HOST", "127.0.0.1")
+    port = os.environ.setdefault("PREDICT_BUY_PORT", "8000")
+    body = json.dumps(SAMPLE_REQUEST)
+    say("run", f"serving the model on http://{host}:{port} (docs: /docs); stop with Ctrl-C")
+    say("run", f"try: curl -s http://{host}:{port}/predict -H 'Content-Type: application/json' "
+               f"-d '{body}'")  # fmt: skip
+    os.execv(sys.executable, [sys.executable, "-m", "service"])  # noqa: S606 -- becomes the server
 
 
 if __name__ == "__main__":
