@@ -27,13 +27,13 @@ from ml.artefact import (
 MODEL_DIR: Final = "models"
 # Keys of ModelMetadata.artefacts that the image needs: the pipeline and its compiled form.
 REQUIRED_ARTEFACTS: Final = ("pipeline", "compiled")
-FETCH_COMMAND: Final = "dvc pull models"
+FETCH_COMMAND: Final = "dvc pull train evaluate"
 
 
 def verify_model_artefacts(context_dir: Path) -> list[Path]:
     """Check models/model.json and every file it lists; return the verified paths.
 
-    Raises ModelArtefactError naming the file and `dvc pull models`, before any build starts.
+    Raises ModelArtefactError naming the file and the `dvc pull` command, before any build.
     """
     model_dir = context_dir / MODEL_DIR
     try:

@@ -125,7 +125,7 @@ TRUSTED_TYPES: Final = [
     "collections.OrderedDict",
 ]
 
-FETCH_HINT: Final = "run `dvc pull models` (or `make run` to train one)"
+FETCH_HINT: Final = "run `dvc pull train evaluate` (or `make run` to train one)"
 
 
 def read_metadata(model_dir: Path) -> ModelMetadata:

@@ -45,7 +45,7 @@ def test_a_missing_or_corrupt_model_names_the_file_and_dvc_pull(
     with pytest.raises(ModelArtefactError) as caught:
         verify_model_artefacts(build_context)
     message = str(caught.value)
-    assert named in message and "`dvc pull models`" in message, message
+    assert named in message and "`dvc pull train evaluate`" in message, message
 
 
 @pytest.mark.parametrize(

@@ -305,7 +305,7 @@ def test_missing_model_fails_before_building(tmp_path: Path, run_stack: RunStack
     # then the error names the file and the command that fetches it
     message = run.failure()
     assert run.error["type"] == "ModelArtefactError"
-    assert "model.npz" in message and "dvc pull models" in message, message
+    assert "model.npz" in message and "dvc pull train evaluate" in message, message
     assert not run.of_type(IMAGE), "the image must not be built without its model"
 
 
@@ -319,7 +319,7 @@ def test_corrupt_model_fails_before_building(tmp_path: Path, run_stack: RunStack
 
     # then
     message = run.failure()
-    assert "model.skops" in message and "sha256" in message and "dvc pull models" in message
+    assert "model.skops" in message and "sha256" in message and "dvc pull train evaluate" in message
     assert not run.of_type(IMAGE)
 
 

@@ -59,7 +59,7 @@ def test_a_changed_byte_is_caught_by_sha256(model_copy):
 
 def test_a_missing_model_names_the_command_that_fetches_it(model_copy):
     (model_copy / "model.npz").unlink()
-    with pytest.raises(ArtefactError, match="model file not found; run `dvc pull models`"):
+    with pytest.raises(ArtefactError, match="model file not found; run `dvc pull train evaluate`"):
         load_serving_model(model_copy)
 
 
