@@ -61,9 +61,13 @@ def bench_real_data(shared: Path, params: TrainParams, splits: int) -> None:
         )
 
 
+# What the pipeline produced and recorded: left out of copies, which start with no champion.
+PIPELINE_STATE = ("dvc.lock", "data/", "models/", "reports/")
+
+
 def copy_project(destination: Path, root: Path = Path()) -> None:
     """The project's files as a fresh clone would have them (tracked and new, not ignored),
-    committed to a new git repository at destination."""
+    without PIPELINE_STATE, committed to a new git repository (branch main) at destination."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],  # noqa: S607
         capture_output=True,
@@ -74,11 +78,11 @@ def copy_project(destination: Path, root: Path = Path()) -> None:
         relative = Path(name.decode())
         source = root / relative
         target = destination / relative
-        if source.is_file():
+        if source.is_file() and not relative.as_posix().startswith(PIPELINE_STATE):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     git = ["git", "-C", str(destination)]
-    subprocess.run([*git, "init", "-q"], check=True)  # noqa: S603
+    subprocess.run([*git, "init", "-q", "--initial-branch=main"], check=True)  # noqa: S603
     subprocess.run([*git, "add", "-A"], check=True)  # noqa: S603
     identity = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
     subprocess.run([*git, *identity, "commit", "-qm", "snapshot"], check=True)  # noqa: S603

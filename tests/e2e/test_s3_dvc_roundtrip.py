@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import boto3
 import pytest
 import yaml
 
+from ml.bench import copy_project
 from ml.data import generate_dataset
 from tests.moto_server import MotoServer, child_environment
 
@@ -55,18 +55,6 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
 def git(*args: str, cwd: Path, env: dict[str, str]) -> str:
     identity = ["-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"]
     return run(["git", *identity, "-c", "commit.gpgsign=false", *args], cwd, env)
-
-
-def project_files() -> list[str]:
-    """The files a clone of the working tree would hold: tracked, plus new ones not ignored."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    return [name for name in listed if name and (REPO_ROOT / name).is_file()]
 
 
 def tracked_outputs(repo: Path) -> dict[str, str]:
@@ -103,15 +91,11 @@ def test_upload_repro_push_then_a_fresh_clone_pulls_everything_byte_for_byte(
 ) -> None:
     # given: a copy of the project in its own git repository, and an empty bucket
     repo = tmp_path / "repo"
-    for name in project_files():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, repo / name)
+    copy_project(repo, REPO_ROOT)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["hgb"].update(FAST_TRAINING)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git("init", "--quiet", "--initial-branch=main", cwd=repo, env=env)
-    git("add", "--all", cwd=repo, env=env)
-    git("commit", "--quiet", "--message", "project", cwd=repo, env=env)
+    git("commit", "--quiet", "--all", "--message", "fast training", cwd=repo, env=env)
     s3 = boto3.session.Session(
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
