@@ -64,7 +64,7 @@ def serve(model_dir: Path) -> None:
     os.environ.setdefault("PREDICT_BUY_MODEL_DIR", str(model_dir))
     host = os.environ.setdefault("PREDICT_BUY_HOST", "127.0.0.1")
     port = os.environ.setdefault("PREDICT_BUY_PORT", "8000")
-    body = json.dumps(SAMPLE_REQUEST)
+    body = json.dumps(SAMPLE_REQUEST, ensure_ascii=False)
     say("run", f"serving the model on http://{host}:{port} (docs: /docs); stop with Ctrl-C")
     say("run", f"try: curl -s http://{host}:{port}/predict -H 'Content-Type: application/json' "
                f"-d '{body}'")  # fmt: skip

@@ -58,6 +58,7 @@ def test_run_trains_pushes_and_serves_the_model_it_trained(tmp_path):
         assert len(pushed) >= 5, "dvc push to the default remote"
         output = log.read_text()
         assert f"curl -s http://127.0.0.1:{port}/predict" in output, output
+        assert '"AnnualPremium": "£1,623.85 "' in output, "a curl command to paste as it is"
         assert "roc_auc" in output
     finally:
         stop(process)
