@@ -140,19 +140,28 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
 
 def verify_file(model_dir: Path, metadata: ModelMetadata, name: str) -> Path:
     """Check one artefact file against the sha256 recorded in the metadata; return its path."""
+    return read_verified(model_dir, metadata, name)[0]
+
+
+def read_verified(model_dir: Path, metadata: ModelMetadata, name: str) -> tuple[Path, bytes]:
+    """Read one artefact file once and check those bytes against the recorded sha256.
+
+    Loading the returned bytes (not the file again) serves exactly what was verified.
+    """
     entry = metadata.artefacts.get(name)
     if entry is None:
         raise ArtefactError(f"{model_dir / METADATA_FILE}: lists no artefact {name!r}")
     path = model_dir / entry.path
     if not path.is_file():
         raise ArtefactError(f"{path}: model file not found; {FETCH_HINT}")
-    actual = sha256_of(path)
+    content = path.read_bytes()
+    actual = hashlib.sha256(content).hexdigest()
     if actual != entry.sha256:
         raise ArtefactError(
             f"{path}: sha256 {actual} does not match {entry.sha256} recorded in "
             f"{METADATA_FILE}; the file is corrupt or from another model; {FETCH_HINT}"
         )
-    return path
+    return path, content
 
 
 def check_library_versions(metadata: ModelMetadata, installed: dict[str, str]) -> None:
@@ -173,22 +182,24 @@ def load_serving_model(model_dir: Path) -> tuple[CompiledModel, ModelMetadata]:
     import numpy
 
     metadata = read_metadata(model_dir)
-    path = verify_file(model_dir, metadata, "compiled")
+    path, content = read_verified(model_dir, metadata, "compiled")
     check_library_versions(metadata, {"numpy": numpy.__version__})
     try:
-        return CompiledModel.load(path), metadata
+        return CompiledModel.load(path, content), metadata
     except CompiledModelError as error:
         raise ArtefactError(str(error)) from error
 
 
-def load_pipeline(path: Path) -> Any:
+def load_pipeline(path: Path, content: bytes | None = None) -> Any:
     """Load a model.skops file, allowing only TRUSTED_TYPES: loading never runs arbitrary code.
 
-    Verify the file's sha256 first (verify_file). Needs the training dependencies (skops).
+    Pass the `content` read_verified returned to load exactly the verified bytes. Needs the
+    training dependencies (skops).
     """
     import skops.io as sio
 
-    untrusted = set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
+    data = path.read_bytes() if content is None else content
+    untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
     if untrusted:
         raise ArtefactError(f"{path}: contains types outside the trusted list: {sorted(untrusted)}")
-    return sio.load(path, trusted=TRUSTED_TYPES)
+    return sio.loads(data, trusted=TRUSTED_TYPES)

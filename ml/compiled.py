@@ -14,6 +14,7 @@ so loading it cannot execute code.
 
 from __future__ import annotations
 
+import io
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -109,7 +110,8 @@ class CompiledModel:
             for feature, stride in zip(group.features, group.strides, strict=True):
                 index += bins[:, feature] * stride
             score += group.table[index]
-        return 1.0 / (1.0 + np.exp(-score))
+        # The single-row function on every score: a row gets the very same float either way.
+        return np.fromiter((_sigmoid(s) for s in score.tolist()), np.float64, len(score))
 
     # -- file format -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -129,10 +131,15 @@ class CompiledModel:
             np.savez_compressed(handle, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> CompiledModel:
-        """Read a model written by `save`, never unpickling; CompiledModelError if unusable."""
+    def load(cls, path: Path, content: bytes | None = None) -> CompiledModel:
+        """Read a model written by `save`, never unpickling; CompiledModelError if unusable.
+
+        `content` is the file's bytes when the caller already read (and verified) them: the model
+        is then built from exactly those bytes, whatever happens to the file meanwhile.
+        """
+        source = io.BytesIO(content) if content is not None else path
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(source, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
         except (OSError, ValueError, EOFError) as error:
             raise CompiledModelError(f"{path}: not a readable compiled model ({error})") from error

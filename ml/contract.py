@@ -111,8 +111,12 @@ class Feature:
         return number
 
 
-_MONEY_TEXT: Final = re.compile(r"^£?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?$")
-_NUMBER_TEXT: Final = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_MONEY: Final = r"£?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?"
+_NUMBER: Final = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+_MONEY_TEXT: Final = re.compile(f"^{_MONEY}$")
+_NUMBER_TEXT: Final = re.compile(f"^{_NUMBER}$")
+# Any text a money feature accepts (blank: unknown), for schemas such as the service's OpenAPI.
+MONEY_TEXT_PATTERN: Final = rf"^\s*({_MONEY}|{_NUMBER})?\s*$"
 
 
 def _parse_number(feature: Feature, raw: object, text: str | None) -> float:

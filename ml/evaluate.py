@@ -14,6 +14,7 @@ metrics and the model card.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -45,7 +46,6 @@ from ml.artefact import (
     ModelMetadata,
     TrainingData,
     load_pipeline,
-    sha256_of,
     write_atomic,
     write_metadata,
 )
@@ -259,14 +259,15 @@ def evaluate(
         raise EvaluationError(f"{record_path}: not found; run the train stage (`dvc repro train`)")
     record = json.loads(record_path.read_text())
     artefacts = {k: ArtefactFile.model_validate(v) for k, v in record["artefacts"].items()}
-    for entry in artefacts.values():
-        if sha256_of(model_dir / entry.path) != entry.sha256:
+    content = {}
+    for name, entry in artefacts.items():
+        content[name] = (model_dir / entry.path).read_bytes()
+        if hashlib.sha256(content[name]).hexdigest() != entry.sha256:
             raise EvaluationError(f"{model_dir / entry.path}: sha256 differs from {record_path}")
-    pipeline = load_pipeline(model_dir / artefacts["pipeline"].path)
-    compiled = CompiledModel.load(model_dir / artefacts["compiled"].path)
+    pipeline = load_pipeline(model_dir / artefacts["pipeline"].path, content["pipeline"])
+    compiled = CompiledModel.load(model_dir / artefacts["compiled"].path, content["compiled"])
 
-    test = pd.read_csv(test_csv, dtype=str, keep_default_na=False, na_values=[])
-    features, labels = read_validated(test_csv)
+    test, features, labels = read_validated(test_csv)
     matrix = pipeline[0].transform(features)
     probability = compiled.predict_proba(matrix)
     disagreement = float(np.max(np.abs(probability - pipeline.predict_proba(features)[:, 1])))
@@ -279,6 +280,11 @@ def evaluate(
     if best is not None:
         metrics["best_possible_roc_auc"] = best
         metrics["gap_to_best_roc_auc"] = best - metrics["roc_auc"]
+    if champion_roc_auc is None:
+        say(
+            "evaluate",
+            "no champion (no reports/metrics.json at git HEAD): only the minimum applies",
+        )
     gate = apply_gate(metrics["roc_auc"], params, champion_roc_auc)
     metrics["gate"] = {
         "passed": gate.passed,

@@ -23,7 +23,6 @@ AWS_MAX_ATTEMPTS and AWS_RETRY_MODE environment variables override both). Files 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -45,6 +44,8 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
 )
+
+from ml.artefact import md5_of
 
 S3Client: TypeAlias = BaseClient
 
@@ -191,14 +192,6 @@ def make_client(endpoint_url: str | None = None, *, max_attempts: int | None = N
     )
     # A session per client: boto3's default session is shared module state and not thread-safe.
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MIB), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _endpoint(client: S3Client) -> str:

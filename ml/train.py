@@ -60,10 +60,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def read_validated(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rows written by the validate stage: raw text features and the 0/1 label."""
+def read_validated(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Rows written by the validate stage: all columns, the raw text features, the 0/1 label."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    return frame[list(FEATURE_NAMES)], frame[TARGET].astype(int).to_numpy()
+    return frame, frame[list(FEATURE_NAMES)], frame[TARGET].astype(int).to_numpy()
 
 
 def build_pipeline(params: TrainParams) -> Pipeline:
@@ -100,7 +100,7 @@ def save_skops(pipeline: Pipeline, path: Path) -> None:
 
 def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, object]:
     """Fit, choose the threshold, compile and save; returns the training record."""
-    features, labels = read_validated(train_csv)
+    _, features, labels = read_validated(train_csv)
     fit_x, held_x, fit_y, held_y = train_test_split(
         features,
         labels,

@@ -30,6 +30,9 @@ from ml.progress import say
 VALIDATED_DIR: Final = Path("data/validated")
 REPORT_FILE: Final = Path("reports/validation.json")
 REASON_COLUMN: Final = "reason"
+# Fewest rows of each class that training (a stratified held-out share, then early stopping's
+# own split) and evaluation can work with.
+MIN_ROWS_PER_CLASS: Final = 20
 
 
 class DatasetError(ValueError):
@@ -68,7 +71,7 @@ def read_raw_csv(path: Path) -> pd.DataFrame:
             f"{path}: not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); "
             "save the file as UTF-8"
         ) from error
-    header = text.splitlines()[0]
+    header = next(line for line in text.splitlines() if line.strip())
     if "," not in header:
         used = next((d for d in (";", "\t", "|") if d in header), None)
         found = f"found {used!r}" if used else "found no delimiter"
@@ -84,6 +87,9 @@ def read_raw_csv(path: Path) -> pd.DataFrame:
     except pd.errors.ParserError as error:
         raise DatasetError(f"{path}: not a well-formed CSV ({error})") from error
     frame.columns = [str(c).strip() for c in frame.columns]
+    repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
+    if repeated:
+        raise DatasetError(f"{path}: columns repeated in the header: {repeated}")
     if TARGET not in frame.columns:
         raise DatasetError(f"{path}: no label column {TARGET!r}; the raw layout is {RAW_COLUMNS}")
     missing = [c for c in RAW_COLUMNS if c not in frame.columns]
@@ -118,7 +124,9 @@ def validate_frame(frame: pd.DataFrame) -> ValidationResult:
     id_numbers = pd.to_numeric(ids, errors="coerce")
     flag(ID_COLUMN, ids == "", "blank")
     flag(ID_COLUMN, (ids != "") & (id_numbers.isna() | (id_numbers % 1 != 0)), "not a whole number")
-    flag(ID_COLUMN, (ids != "") & ids.duplicated(keep="first"), "duplicate of an earlier row")
+    numbered = id_numbers.notna()
+    repeated = numbered & id_numbers.where(numbered).duplicated(keep="first")
+    flag(ID_COLUMN, repeated, "duplicate of an earlier row")
 
     for feature in FEATURES:
         column = frame[feature.name]
@@ -149,10 +157,15 @@ def check_trainable(result: ValidationResult, name: str = "dataset") -> None:
     if result.clean.empty:
         problems = "; ".join(result.describe()) or "no rows"
         raise DatasetError(f"{name}: no usable rows ({problems})")
-    classes = sorted(result.clean[TARGET].unique())
-    if len(classes) < 2:
+    counts = result.clean[TARGET].value_counts()
+    if len(counts) < 2:
         raise DatasetError(
-            f"{name}: every usable row has {TARGET}={classes[0]}; both 0 and 1 are needed"
+            f"{name}: every usable row has {TARGET}={counts.index[0]}; both 0 and 1 are needed"
+        )
+    if counts.min() < MIN_ROWS_PER_CLASS:
+        raise DatasetError(
+            f"{name}: only {counts.min()} usable rows have {TARGET}={counts.idxmin()}; "
+            f"at least {MIN_ROWS_PER_CLASS} of each class are needed"
         )
 
 

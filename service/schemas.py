@@ -20,7 +20,14 @@ from pydantic import (
     create_model,
 )
 
-from ml.contract import FEATURES, ORIGINAL_API_FIELDS, ContractError, Feature, FeatureKind
+from ml.contract import (
+    FEATURES,
+    MONEY_TEXT_PATTERN,
+    ORIGINAL_API_FIELDS,
+    ContractError,
+    Feature,
+    FeatureKind,
+)
 
 # A body above these sizes is refused with 413 before it is parsed. 64 KiB is ~200 times a
 # single request; 8 MiB holds MAX_BATCH_ROWS rows of ~400 bytes with room to spare.
@@ -38,12 +45,6 @@ ORIGINAL_SAMPLE: Final[dict[str, Any]] = {
     "PastAccident": "Yes",
     "AnnualPremium": "2305.40",
 }
-
-# What a JSON string for a money feature may look like: the raw data's currency text
-# ("£1,623.85 ") or plain number text; surrounding blanks are ignored and blank means unknown.
-MONEY_TEXT_PATTERN: Final = (
-    r"^\s*(£?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?|[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)?\s*$"
-)
 
 
 def allowed_in_requests(feature: Feature) -> str:

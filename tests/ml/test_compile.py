@@ -112,3 +112,11 @@ def test_a_file_that_is_not_npz_is_refused(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(CompiledModelError, match="not a readable compiled model"):
         CompiledModel.load(path)
+
+
+def test_one_row_and_many_rows_give_the_very_same_float(trained):
+    # /predict scores one row, /predict/batch many: a row must get the same answer either way
+    compiled = CompiledModel.load(trained.model_dir / COMPILED_FILE)
+    rows = random_rows(compiled, 500, seed=5)
+    one_by_one = [compiled.predict_proba_one(row) for row in rows.tolist()]
+    assert compiled.predict_proba(rows).tolist() == one_by_one

@@ -136,3 +136,20 @@ def test_raw_layout_holds_every_feature_once_in_the_original_order():
     assert RAW_COLUMNS[0] == ID_COLUMN and RAW_COLUMNS[-1] == TARGET
     assert sorted(RAW_COLUMNS[1:-1]) == sorted(FEATURE_NAMES)
     assert RAW_COLUMNS[1:4] == ("Gender", "Age", "HasDrivingLicense")
+
+
+@pytest.mark.parametrize(
+    "text", ["£1,623.85 ", "£131.50", "2305.40", " 2630 ", "", "  ", "1e3", "£ 1,000", "abc", "1,2"]
+)
+def test_money_text_pattern_accepts_exactly_what_clean_value_reads(text):
+    import re
+
+    from ml.contract import MONEY_TEXT_PATTERN
+
+    premium = FEATURES_BY_NAME["AnnualPremium"]
+    try:
+        premium.clean_value(text)
+        readable = True
+    except ContractError:
+        readable = False
+    assert bool(re.match(MONEY_TEXT_PATTERN, text)) == readable, text

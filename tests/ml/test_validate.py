@@ -109,14 +109,43 @@ def test_stage_writes_clean_quarantine_and_report(tmp_path):
     # given
     raw = tmp_path / "raw"
     raw.mkdir()
-    bad = "9,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£1.00 ,26,217,1"
+    bad = "999,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£1.00 ,26,217,1"
+    rows = [f"{i}{GOOD[1:]}" for i in range(100, 120)] + [
+        f"{i}{GOOD_2[1:]}" for i in range(200, 220)
+    ]
     for name in ("train.csv", "test.csv"):
-        write(raw, "\n".join([HEADER, GOOD, GOOD_2, bad]) + "\n", name)
+        write(raw, "\n".join([HEADER, *rows, bad]) + "\n", name)
     # when
     report = run(raw, tmp_path / "validated", tmp_path / "reports" / "validation.json")
     # then
     quarantine = pd.read_csv(tmp_path / "validated" / "quarantine_train.csv", dtype=str)
-    assert quarantine["id"].tolist() == ["9"]
-    assert report["train"]["usable"] == 2 and report["train"]["quarantined"] == 1
+    assert quarantine["id"].tolist() == ["999"]
+    assert report["train"]["usable"] == 40 and report["train"]["quarantined"] == 1
     on_disk = json.loads((tmp_path / "reports" / "validation.json").read_text())
     assert on_disk == report
+
+
+def test_too_few_rows_of_a_class_are_refused_before_training(tmp_path):
+    rows = [f"{i}{GOOD_2[1:]}" for i in range(100, 150)] + [GOOD]
+    result = validate_csv(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    with pytest.raises(DatasetError, match="only 1 usable rows have Result=1; at least 20"):
+        check_trainable(result, "train.csv")
+
+
+def test_a_column_repeated_in_the_header_is_named(tmp_path):
+    header = HEADER.replace("Age,", " Age,Age,", 1)
+    path = write(tmp_path, header + "\n" + GOOD.replace(",44.0,", ",44.0,44.0,") + "\n")
+    with pytest.raises(DatasetError, match=r"columns repeated in the header: \['Age'\]"):
+        read_raw_csv(path)
+
+
+def test_ids_that_are_the_same_number_are_duplicates(tmp_path):
+    rows = [f"{i}{GOOD[1:]}" for i in ("1", "1.0", "01", "1e3", "1000")]
+    result = validate_csv(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    assert result.clean["id"].tolist() == ["1", "1e3"]
+    assert set(result.quarantine["reason"]) == {"id: duplicate of an earlier row"}
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path):
+    result = validate_csv(write(tmp_path, "\n\n" + HEADER + "\n" + GOOD + "\n"))
+    assert result.clean["id"].tolist() == ["1"]
