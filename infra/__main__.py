@@ -62,6 +62,8 @@ def nonprod(
             context_dir=build_context,
             dockerfile=build_context / "service" / "Dockerfile",
             lookup=lookup,
+            region=region,
+            python=sys.executable,
         ),
     )
     pulumi.export("bucketName", bucket.name)
@@ -83,14 +85,13 @@ def nonprod(
                 name_prefix=settings.name_prefix,
                 region=region,
                 bucket_name=settings.bucket_name,
-                repository_names=(
-                    settings.repository_name,
-                    repository_name(settings.name_prefix, PROD),
-                ),
+                nonprod_repository_name=settings.repository_name,
+                prod_repository_name=repository_name(settings.name_prefix, PROD),
             ),
         )
         pulumi.export("previewRoleArn", oidc.preview_role.arn)
         pulumi.export("deployRoleArn", oidc.deploy_role.arn)
+        pulumi.export("promoteRoleArn", oidc.promote_role.arn)
         pulumi.export("trainRoleArn", oidc.train_role.arn)
 
 
@@ -106,6 +107,7 @@ def prod(settings: ProdSettings, workdir: Path) -> None:
         ),
     )
     source_repository_url = source.require_output("repositoryUrl")
+    source_digest = source.require_output("imageDigest")
     promotion = Promotion(
         "promotion",
         PromotionArgs(
@@ -113,7 +115,7 @@ def prod(settings: ProdSettings, workdir: Path) -> None:
             rollback=settings.rollback,
             source_stack=settings.source_stack,
             source_version=source.require_output("version"),
-            source_digest=source.require_output("imageDigest"),
+            source_digest=source_digest,
             source_repository_url=source_repository_url,
             destination_repository_url=repository.url,
             workdir=workdir,
@@ -124,9 +126,9 @@ def prod(settings: ProdSettings, workdir: Path) -> None:
     pulumi.export("version", settings.version)
     pulumi.export("imageDigest", promotion.digest)
     pulumi.export("imageRef", pulumi.Output.concat(repository.url, "@", promotion.digest))
-    pulumi.export(
-        "sourceImageRef", pulumi.Output.concat(source_repository_url, "@", promotion.digest)
-    )
+    # What nonprod published, read from nonprod itself (never from the promotion's report), so
+    # the promote workflow's comparison of imageRef with sourceImageRef is a real check.
+    pulumi.export("sourceImageRef", pulumi.Output.concat(source_repository_url, "@", source_digest))
 
 
 def main(build_context: Path = REPO_ROOT, lookup: ImageLookup | None = None) -> None:
@@ -136,7 +138,7 @@ def main(build_context: Path = REPO_ROOT, lookup: ImageLookup | None = None) -> 
     region = pulumi.Config("aws").require("region")
     if isinstance(settings, NonprodSettings):
         nonprod(settings, region, build_context, lookup or EcrImageLookup(region))
-    elif isinstance(settings, ProdSettings) and stack == PROD:
+    elif isinstance(settings, ProdSettings):
         prod(settings, build_context)
 
 

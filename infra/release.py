@@ -1,10 +1,12 @@
 """A release of the service image: its version, tags, and the guard against re-using a version.
 
-Version: pyproject.toml's [project].version, the project's one source, SemVer. Tags pushed:
+Version: pyproject.toml's [project].version, the project's one source, SemVer. Tags pushed with
+the build (`Release.tags`, the build's only tags, nothing commit-specific):
   v<version>          the release (immutable; what prod promotes)
-  <git sha, 12 hex>   the commit it was built from
   inputs-<24 hex>     sha256 of the version and the build-context fingerprint, so a later run can
                       tell whether `v<version>` in the registry holds the same build inputs
+Added after the push, by digest (infra.tag_image), so a new commit does not change the build:
+  <git sha, 12 hex>   the commit(s) it was published from
 Before building, `already_published` looks `v<version>` up in the repository: absent, or
 holding the same inputs, is fine; anything else fails before pushing, asking for a version bump.
 """
@@ -94,8 +96,14 @@ class Release:
         return f"inputs-{bound.hexdigest()[:24]}"
 
     @property
-    def tags(self) -> tuple[str, str, str]:
-        return (self.version_tag, self.git_sha, self.inputs_tag)
+    def tags(self) -> tuple[str, str]:
+        """The tags pushed with the build: the same build inputs give the same tags."""
+        return (self.version_tag, self.inputs_tag)
+
+    @property
+    def commit_tag(self) -> str:
+        """Added to the pushed digest afterwards, never a build input."""
+        return self.git_sha
 
     def next_patch(self) -> str:
         return str(semver.Version.parse(self.version).bump_patch())

@@ -5,16 +5,24 @@ the build context is fingerprinted, and the version tag is looked up in the repo
 content under an already published version fails with a request to bump the version. Registry
 credentials come from an ECR token fetched for this resource only (credentials on a provider make
 every preview show a diff). During a preview nothing is built or pushed.
+
+Nothing commit-specific is an input of the build: its tags are `v<version>` and `inputs-<hash>`
+only, and no label names the commit. So a new commit with the same build inputs gives the same
+image resource: nothing is rebuilt, and nothing is pushed to the immutable `v<version>` tag. The
+git-sha tag is added after the push, by digest (`python -m infra.tag_image`, a Command that re-runs
+when the digest or the commit changes), which never changes the image or its digest.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 import pulumi_docker_build as docker_build
 
 from infra.build_context import context_fingerprint, verify_model_artefacts
@@ -34,6 +42,27 @@ class ServiceImageArgs:
     context_dir: Path
     dockerfile: Path
     lookup: ImageLookup
+    region: str
+    python: str
+
+
+def tag_command(python: str, repository: str, region: str, digest: str, tag: str) -> str:
+    """The command line that adds `tag` to the pushed image `digest` (infra.tag_image)."""
+    return shlex.join(
+        [
+            python,
+            "-m",
+            "infra.tag_image",
+            "--repository",
+            repository,
+            "--region",
+            region,
+            "--digest",
+            digest,
+            "--tag",
+            tag,
+        ]
+    )
 
 
 class ServiceImage(pulumi.ComponentResource):
@@ -42,6 +71,7 @@ class ServiceImage(pulumi.ComponentResource):
     release: Release
     is_rerun: bool
     image: docker_build.Image
+    commit_tag: command.local.Command
     digest: pulumi.Output[str]
     image_ref: pulumi.Output[str]
 
@@ -82,7 +112,9 @@ class ServiceImage(pulumi.ComponentResource):
             labels={
                 "org.opencontainers.image.title": "predict_buy_app",
                 "org.opencontainers.image.version": self.release.version,
-                "org.opencontainers.image.revision": self.release.git_sha,
+                # No org.opencontainers.image.revision: a commit label would change the image
+                # config, so its digest, on every commit, and the immutable v<version> tag would
+                # refuse the push. The commit is the git-sha tag, added below by digest.
             },
             push=True,
             # Previews never push; with this they do not build either, so a preview needs no
@@ -99,5 +131,18 @@ class ServiceImage(pulumi.ComponentResource):
         )
         self.digest = self.image.digest
         self.image_ref = pulumi.Output.concat(url, "@", self.image.digest)
+
+        # The commit's tag, on the pushed digest. No `delete`: forgetting it removes no image.
+        self.commit_tag = command.local.Command(
+            f"{name}-commit-tag",
+            create=self.digest.apply(
+                lambda digest: tag_command(
+                    args.python, args.repository_name, args.region, digest, self.release.commit_tag
+                )
+            ),
+            dir=str(args.context_dir),
+            triggers=[self.digest, self.release.commit_tag],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.image]),
+        )
 
         self.register_outputs({"digest": self.digest, "imageRef": self.image_ref})

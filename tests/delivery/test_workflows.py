@@ -213,8 +213,8 @@ def test_cloud_credentials_reach_only_trusted_refs() -> None:
         ("preview.yml", "preview"): "${{ vars.AWS_PREVIEW_ROLE_ARN }}",
         ("train.yml", "train"): "${{ vars.AWS_TRAIN_ROLE_ARN }}",
         ("publish.yml", "publish"): "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
-        ("promote.yml", "promote"): "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
-    }, f"unexpected roles: {roles}"
+        ("promote.yml", "promote"): "${{ vars.AWS_PROMOTE_ROLE_ARN }}",
+    }, f"unexpected roles: {roles}; publish (nonprod) and promote (prod) use separate roles"
     assert publish["if"] == "github.ref == 'refs/heads/main'"
     assert promote["if"] == "github.ref == 'refs/heads/main'"
     assert promote["environment"] == "production", "promote needs the reviewed environment"
@@ -414,3 +414,91 @@ def test_every_zizmor_suppression_says_why() -> None:
                 continue
             reason = line.split("]", 1)[1].strip(" -:") if "]" in line else ""
             assert len(reason) >= 10, f"{path.name}:{number}: a zizmor suppression without a reason"
+
+
+S3_REMOTE_LINE = '.venv/bin/python -m ml.cli use-s3-remote --bucket "$DATA_BUCKET"'
+S3_REMOTE_WORKFLOWS = ("publish.yml", "preview.yml", "train.yml")
+
+
+@pytest.mark.parametrize("workflow", S3_REMOTE_WORKFLOWS)
+def test_the_dvc_remote_is_set_with_the_projects_command(tmp_path: Path, workflow: str) -> None:
+    # given the workflow's step that points DVC at the bucket
+    [step] = [
+        s
+        for name, _job, s in all_steps()
+        if name == workflow and "use-s3-remote" in s.get("run", "")
+    ]
+    text = (WORKFLOWS_DIR / workflow).read_text()
+    assert "dvc remote modify" not in text, f"{workflow}: use `ml.cli use-s3-remote`, not dvc"
+    assert step["env"]["DATA_BUCKET"] == "${{ vars.DATA_BUCKET }}"
+    [line] = [line.strip() for line in step["run"].splitlines() if "use-s3-remote" in line]
+    assert line == S3_REMOTE_LINE, f"{workflow}: {line!r}"
+    (tmp_path / ".dvc").mkdir()
+    shutil.copy(REPO_ROOT / ".dvc" / "config", tmp_path / ".dvc" / "config")
+    (tmp_path / ".venv").symlink_to(REPO_ROOT / ".venv")
+    env = {**os.environ, "DATA_BUCKET": "example-bucket", "PYTHONPATH": str(REPO_ROOT)}
+
+    # when that exact line runs in a clone
+    completed = subprocess.run(
+        ["bash", "-e", "-c", line],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+    # then the clone's local DVC config sends `-r s3` to the bucket's DVC prefix
+    assert completed.returncode == 0, completed.stderr
+    local_config = (tmp_path / ".dvc" / "config.local").read_text()
+    assert "url = s3://example-bucket/DVC_Artefacts" in local_config, local_config
+
+
+def test_publish_scans_every_model_file_the_image_ships() -> None:
+    # given the model files the Dockerfile copies into the image, and the publish scan step
+    dockerfile = (REPO_ROOT / "service" / "Dockerfile").read_text()
+    shipped = set(re.findall(r"\bmodels/model\.\w+", dockerfile)) - {"models/model.json"}
+    publish = jobs(WORKFLOWS_DIR / "publish.yml")["publish"]
+    [scan] = [s for s in steps(publish) if "scan_model.py" in s.get("run", "")]
+    scanned = set(scan["run"].split()[2:])
+
+    # then every artefact is scanned: what ships, and the pipeline the model was trained as
+    assert shipped, "service/Dockerfile no longer copies a model file"
+    assert scanned >= shipped | {"models/model.skops"}, f"scanned {sorted(scanned)}"
+    assert scanned == {"models/model.skops", "models/model.npz"}
+    order = [s.get("name") for s in steps(publish)]
+    assert order.index(scan["name"]) < order.index("pulumi up (nonprod)"), "scan before shipping"
+
+
+def github_path_pattern(pattern: str) -> re.Pattern[str]:
+    """A `paths:` filter pattern as GitHub matches it: ** any depth, * within one segment."""
+    regex = "".join(
+        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part)
+        for part in re.split(r"(\*\*|\*)", pattern)
+    )
+    return re.compile(f"^{regex}$")
+
+
+def test_publish_runs_when_anything_in_the_image_build_changes() -> None:
+    # given the publish trigger's paths and what the image build reads
+    paths = load(WORKFLOWS_DIR / "publish.yml")["on"]["push"]["paths"]
+    patterns = [github_path_pattern(p) for p in paths]
+    dockerfile = (REPO_ROOT / "service" / "Dockerfile").read_text()
+    sources = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in [w for w in line.split()[1:] if not w.startswith("--")][:-1]
+    ]
+    # models/ is DVC's: a new model changes dvc.lock, which is in the filter
+    build_inputs = [".dockerignore", "service/Dockerfile", "dvc.lock"] + [
+        source.rstrip("/") + ("/app.py" if source.endswith("/") else "")
+        for source in sources
+        if not source.startswith("models/")
+    ]
+
+    # then a change to any of them publishes
+    assert sources, "no COPY lines found in service/Dockerfile"
+    missed = [path for path in build_inputs if not any(p.match(path) for p in patterns)]
+    assert not missed, f"publish.yml's paths: miss {missed}; a change there would not publish"

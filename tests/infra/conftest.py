@@ -117,11 +117,15 @@ RunStack = Callable[..., StackRun]
 
 
 def run_program(spec: dict[str, Any]) -> StackRun:
-    """Run tests.infra.program_runner in a fresh process and parse its report."""
+    """Run tests.infra.program_runner in a fresh process and parse its report.
+
+    spec["github_sha"] (default GIT_SHA) is the commit the run publishes, as CI's GITHUB_SHA.
+    """
+    spec = dict(spec)
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
-        "GITHUB_SHA": GIT_SHA,
+        "GITHUB_SHA": spec.pop("github_sha", GIT_SHA),
         # Never reach for AWS: no instance metadata, no real credentials.
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_ACCESS_KEY_ID": "testing",

@@ -119,13 +119,18 @@ class ProgramMocks(pulumi.runtime.Mocks):
             host = inputs["url"].removeprefix("https://")
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{host}"
         elif args.typ == "docker-build:index:Image" and not self.preview:
-            # A real build's digest; absent in a preview, where nothing is built or pushed.
-            outputs["digest"] = fake_digest(json.dumps(inputs.get("tags"), sort_keys=True))
+            # A real build's digest: it follows every build input (tags, labels, context...),
+            # but not the registry credentials; absent in a preview, where nothing is built.
+            built = {key: value for key, value in inputs.items() if key != "registries"}
+            outputs["digest"] = fake_digest(json.dumps(built, sort_keys=True))
             outputs["ref"] = f"{inputs['tags'][0]}@{outputs['digest']}"
         elif args.typ == "command:local:Command" and not self.preview:
-            outputs["stdout"] = self.spec.get("promotion_stdout") or self.promotion_report(
-                inputs["create"]
-            )
+            if " infra.tag_image " in inputs["create"]:
+                outputs["stdout"] = self.tag_report(inputs["create"])
+            else:
+                outputs["stdout"] = self.spec.get("promotion_stdout") or self.promotion_report(
+                    inputs["create"]
+                )
             outputs["stderr"] = ""
         elif args.typ == "pulumi:pulumi:StackReference":
             outputs = {
@@ -144,6 +149,20 @@ class ProgramMocks(pulumi.runtime.Mocks):
             }
         )
         return resource_id, outputs
+
+    def tag_report(self, create: str) -> str:
+        """What `python -m infra.tag_image` prints when the tag was added."""
+        arguments = shlex.split(create)
+        values = dict(zip(arguments[3::2], arguments[4::2], strict=True))
+        return json.dumps(
+            {
+                "added": True,
+                "digest": values["--digest"],
+                "repository": values["--repository"],
+                "tag": values["--tag"],
+            },
+            sort_keys=True,
+        )
 
     def promotion_report(self, create: str) -> str:
         """What `python -m infra.promote` prints when the copy succeeds."""

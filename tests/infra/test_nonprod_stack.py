@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,7 @@ from tests.infra.program_runner import ECR_PASSWORD
 
 BUCKET = "aws:s3/bucket:Bucket"
 IMAGE = "docker-build:index:Image"
+COMMAND = "command:local:Command"
 REPOSITORY = "aws:ecr/repository:Repository"
 ROLE = "aws:iam/role:Role"
 
@@ -128,10 +132,14 @@ def test_image_is_built_from_the_service_dockerfile_and_tagged(
     assert image["push"] is True
     assert image["buildOnPreview"] is False, "a preview must neither build nor push"
     tags = image["tags"]
+    assert len(tags) == 2, f"only the version and inputs tags are build inputs: {tags}"
     assert tags[0] == f"{NONPROD_URL}:v0.1.0"
-    assert tags[1] == f"{NONPROD_URL}:{GIT_SHA[:12]}"
-    assert tags[2].startswith(f"{NONPROD_URL}:inputs-")
+    assert tags[1].startswith(f"{NONPROD_URL}:inputs-")
+    assert not any(GIT_SHA[:12] in tag for tag in tags), "the commit is tagged after the push"
     assert image["labels"]["org.opencontainers.image.version"] == "0.1.0"
+    assert "org.opencontainers.image.revision" not in image["labels"], (
+        "a commit label changes the image digest on every commit"
+    )
     assert "registries" in nonprod_run.one(IMAGE)["secretInputs"], "the ECR password is secret"
     [registry] = image["registries"]
     assert registry["address"] == NONPROD_URL
@@ -196,11 +204,9 @@ def test_github_oidc_roles_are_pinned_and_least_privilege(nonprod_oidc_run: Stac
     assert subjects == {
         "github-preview": ["repo:acme/predict-buy:pull_request"],
         "github-train": ["repo:acme/predict-buy:ref:refs/heads/*"],
-        "github-deploy": [
-            "repo:acme/predict-buy:ref:refs/heads/main",
-            "repo:acme/predict-buy:environment:production",
-        ],
-    }
+        "github-deploy": ["repo:acme/predict-buy:ref:refs/heads/main"],
+        "github-promote": ["repo:acme/predict-buy:environment:production"],
+    }, "deploy (nonprod) trusts the deploy branch only, promote (prod) the environment only"
     preview_actions = {
         action
         for statement in policies["github-preview-permissions"]["Statement"]
@@ -220,18 +226,93 @@ def test_github_oidc_roles_are_pinned_and_least_privilege(nonprod_oidc_run: Stac
     assert train["ReadWriteDvcRemote"]["Resource"] == (
         "arn:aws:s3:::ce7-grp-1-bucket/DVC_Artefacts/*"
     )
-    deploy = policies["github-deploy-permissions"]["Statement"]
-    assert not any(a.startswith("iam:") for s in deploy for a in s["Action"]), (
-        "the deploy role must not be able to change IAM, or it could widen its own rights"
-    )
-    repositories = next(s for s in deploy if s["Sid"] == "ManageRepositories")["Resource"]
-    assert repositories == [
-        "arn:aws:ecr:eu-west-2:123456789012:repository/ce7-grp-1/nonprod/predict_buy_app",
-        "arn:aws:ecr:eu-west-2:123456789012:repository/ce7-grp-1/prod/predict_buy_app",
-    ]
+    for purpose in ("deploy", "promote"):
+        statements = policies[f"github-{purpose}-permissions"]["Statement"]
+        assert not any(a.startswith("iam:") for s in statements for a in s["Action"]), (
+            f"the {purpose} role must not be able to change IAM, or it could widen its own rights"
+        )
     assert nonprod_oidc_run.value("deployRoleArn").endswith(":role/ce7-grp-1-github-deploy")
+    assert nonprod_oidc_run.value("promoteRoleArn").endswith(":role/ce7-grp-1-github-promote")
     assert nonprod_oidc_run.value("previewRoleArn").endswith(":role/ce7-grp-1-github-preview")
     assert nonprod_oidc_run.value("trainRoleArn").endswith(":role/ce7-grp-1-github-train")
+
+
+NONPROD_ARN = "arn:aws:ecr:eu-west-2:123456789012:repository/ce7-grp-1/nonprod/predict_buy_app"
+PROD_ARN = "arn:aws:ecr:eu-west-2:123456789012:repository/ce7-grp-1/prod/predict_buy_app"
+
+
+def allowed(policy: dict[str, Any]) -> dict[str, set[str]]:
+    """Resource ARN (or pattern) -> the actions the policy allows on it."""
+    grants: dict[str, set[str]] = {}
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        resources = statement["Resource"]
+        for resource in [resources] if isinstance(resources, str) else resources:
+            grants.setdefault(resource, set()).update(statement["Action"])
+    return grants
+
+
+def permissions_of(run: StackRun, purpose: str) -> dict[str, Any]:
+    [policy] = [
+        p
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p["name"] == f"github-{purpose}-permissions"
+    ]
+    return json.loads(policy["inputs"]["policy"])
+
+
+def test_deploy_role_reaches_nonprod_only(nonprod_oidc_run: StackRun) -> None:
+    # given the deploy role's policy
+    grants = allowed(permissions_of(nonprod_oidc_run, "deploy"))
+
+    # then it may do anything to the nonprod repository and the bucket, and nothing to prod
+    assert grants[NONPROD_ARN] == {"ecr:*"}
+    assert grants["arn:aws:s3:::ce7-grp-1-bucket"] == {"s3:*"}
+    assert grants["arn:aws:s3:::ce7-grp-1-bucket/*"] == {"s3:*"}
+    assert PROD_ARN not in grants, "publishing to nonprod must not reach the prod repository"
+    assert grants["*"] == {"ecr:GetAuthorizationToken", "kms:CreateGrant", "kms:DescribeKey"}
+
+
+def test_promote_role_pulls_nonprod_pushes_prod_and_never_deletes(
+    nonprod_oidc_run: StackRun,
+) -> None:
+    # given the promote role's policy
+    policy = permissions_of(nonprod_oidc_run, "promote")
+    grants = allowed(policy)
+
+    # then nonprod is pull-only
+    assert grants[NONPROD_ARN] == {
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:DescribeImages",
+        "ecr:GetDownloadUrlForLayer",
+    }, "promote may only read and pull from nonprod"
+    # and prod gets pushes plus what the prod stack does to its repository, no deletes
+    prod = grants[PROD_ARN]
+    assert {"ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:CompleteLayerUpload"} <= prod
+    assert {"ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:SetRepositoryPolicy"} <= prod
+    assert not any("*" in action for action in prod), f"no wildcards on prod: {sorted(prod)}"
+    forbidden = {
+        "ecr:DeleteRepository",
+        "ecr:BatchDeleteImage",
+        "ecr:DeleteRepositoryPolicy",
+        "ecr:DeleteLifecyclePolicy",
+    }
+    granted_deletes = sorted(prod & forbidden)
+    assert not granted_deletes, f"promote is granted {granted_deletes} on prod"
+    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert set(deny["Action"]) >= forbidden and deny["Resource"] == PROD_ARN
+    # and no S3 at all, KMS only through ECR
+    actions = {action for granted in grants.values() for action in granted}
+    assert not [a for a in actions if a.startswith("s3:")], "promote needs no S3"
+    kms = {a for a in actions if a.startswith("kms:")}
+    assert kms == {"kms:CreateGrant", "kms:DescribeKey"}, kms
+    [encryption] = [s for s in policy["Statement"] if s.get("Sid") == "EcrRepositoryEncryption"]
+    assert encryption["Condition"] == {
+        "StringEquals": {"kms:ViaService": "ecr.eu-west-2.amazonaws.com"}
+    }, "KMS only when ECR asks for it"
+    assert grants["*"] == {"ecr:GetAuthorizationToken", "kms:CreateGrant", "kms:DescribeKey"}
 
 
 def test_existing_oidc_provider_is_reused(run_stack: RunStack) -> None:
@@ -363,7 +444,7 @@ def test_version_published_with_the_same_inputs_is_a_rerun(
     run_stack: RunStack, nonprod_run: StackRun
 ) -> None:
     # given v0.1.0 is in the repository with this build's inputs tag
-    inputs_tag = nonprod_run.one(IMAGE)["inputs"]["tags"][2].rsplit(":", 1)[1]
+    inputs_tag = nonprod_run.one(IMAGE)["inputs"]["tags"][1].rsplit(":", 1)[1]
     published = {
         f"{NONPROD_REPOSITORY}:v0.1.0": {
             "digest": "sha256:" + "cd" * 32,
@@ -376,7 +457,7 @@ def test_version_published_with_the_same_inputs_is_a_rerun(
 
     # then the program runs normally (the provider has nothing new to push)
     assert run.error is None, run.error
-    assert run.one(IMAGE)["inputs"]["tags"][2].endswith(inputs_tag)
+    assert run.one(IMAGE)["inputs"]["tags"][1].endswith(inputs_tag)
 
 
 def test_release_guard_reads_ecr_over_http(run_stack: RunStack, moto_ecr: str) -> None:
@@ -416,3 +497,56 @@ def test_release_guard_reads_ecr_over_http(run_stack: RunStack, moto_ecr: str) -
         ecr_endpoint=moto_ecr,
     )
     assert fresh.error is None, fresh.error
+
+
+def test_a_new_commit_with_the_same_build_inputs_changes_no_image_input(
+    run_stack: RunStack,
+) -> None:
+    # given two publications of the same build context from two different commits
+    first = run_stack("nonprod", github_sha="1111111111111111111111111111111111111111")
+    second = run_stack("nonprod", github_sha="2222222222222222222222222222222222222222")
+    assert first.error is None and second.error is None, (first.error, second.error)
+
+    # when their image resources are compared
+    first_image, second_image = first.one(IMAGE), second.one(IMAGE)
+
+    # then the build inputs are identical, so Pulumi sees no change: no rebuild, no push
+    assert first_image["inputs"] == second_image["inputs"], (
+        "something commit-specific is a build input: a new commit would rebuild and push to "
+        "the immutable v<version> tag"
+    )
+    assert first.value("imageDigest") == second.value("imageDigest")
+    # and only the commit-tag command differs: it tags the same digest with each commit
+    first_tag = shlex.split(first.one(COMMAND)["inputs"]["create"])
+    second_tag = shlex.split(second.one(COMMAND)["inputs"]["create"])
+    assert first_tag[first_tag.index("--tag") + 1] == "111111111111"
+    assert second_tag[second_tag.index("--tag") + 1] == "222222222222"
+    assert first.value("gitSha") == "111111111111" and second.value("gitSha") == "222222222222"
+
+
+def test_the_commit_is_tagged_on_the_pushed_digest_after_the_push(nonprod_run: StackRun) -> None:
+    # given / when the nonprod program ran
+    tagger = nonprod_run.one(COMMAND)
+    arguments = shlex.split(tagger["inputs"]["create"])
+    digest = nonprod_run.value("imageDigest")
+
+    # then a Command runs infra.tag_image on the pushed digest, re-run by digest or commit
+    assert arguments[:3] == [sys.executable, "-m", "infra.tag_image"]
+    assert dict(zip(arguments[3::2], arguments[4::2], strict=True)) == {
+        "--repository": NONPROD_REPOSITORY,
+        "--region": "eu-west-2",
+        "--digest": digest,
+        "--tag": GIT_SHA[:12],
+    }
+    assert tagger["inputs"]["triggers"] == [digest, GIT_SHA[:12]]
+    assert "delete" not in tagger["inputs"], "forgetting the tag must not delete an image"
+    assert tagger["parent"] and "ServiceImage" in tagger["parent"], "part of the service image"
+
+
+def test_preview_plans_the_commit_tag_without_running_it(run_stack: RunStack) -> None:
+    # given / when a preview (nothing is built, so no digest is known)
+    run = run_stack("nonprod", preview=True)
+
+    # then the tag command is planned but has not run
+    assert run.error is None, run.error
+    assert "stdout" not in run.one(COMMAND)["outputs"]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.conftest import REPO_ROOT
 from tests.infra.conftest import (
     NONPROD_DIGEST,
     NONPROD_URL,
@@ -179,6 +184,77 @@ def test_rollback_verifies_a_release_prod_already_holds(run_stack: RunStack) -> 
     assert promote_arguments(run)["--version"] == "0.1.0"
     assert run.value("imageDigest") == earlier
     assert run.value("imageRef") == f"{PROD_URL}@{earlier}"
+    # and the source is what nonprod published (0.2.0), not what the promotion reported
+    assert run.value("sourceImageRef") == f"{NONPROD_URL}@sha256:{'02' * 32}"
+
+
+PROMOTE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "promote.yml"
+CHECK_STEP = "Check what landed in prod, and summarise"
+
+
+def run_landing_check(
+    tmp_path: Path, run: StackRun, requested: str, rollback: bool
+) -> subprocess.CompletedProcess[str]:
+    """promote.yml's check step, run by bash with the stack's outputs as the workflow sets them."""
+    workflow = yaml.safe_load(PROMOTE_WORKFLOW.read_text())
+    [step] = [s for s in workflow["jobs"]["promote"]["steps"] if s.get("name") == CHECK_STEP]
+    summary = tmp_path / "summary.md"
+    summary.write_text("")
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "REQUESTED": requested,
+        "ROLLBACK": "true" if rollback else "false",
+        "VERSION": run.value("version"),
+        "IMAGE_DIGEST": run.value("imageDigest"),
+        "IMAGE_REF": run.value("imageRef"),
+        "SOURCE_IMAGE_REF": run.value("sourceImageRef"),
+    }
+    assert set(step["env"]) == set(env) - {"PATH", "GITHUB_STEP_SUMMARY"}, step["env"]
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def test_the_workflow_check_passes_a_promotion_of_nonprods_digest(
+    tmp_path: Path, prod_run: StackRun
+) -> None:
+    # given / when promote.yml checks what a normal promotion exported
+    checked = run_landing_check(tmp_path, prod_run, "0.1.0", rollback=False)
+
+    # then it passes and the summary names the source image
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    summary = (tmp_path / "summary.md").read_text()
+    assert f"| copied from | `{NONPROD_URL}@{NONPROD_DIGEST}` |" in summary, summary
+
+
+def test_a_prod_digest_other_than_nonprods_fails_the_workflow_check(
+    tmp_path: Path, run_stack: RunStack
+) -> None:
+    # given a promotion whose reported digest differs from the digest nonprod exports
+    outputs = {**SOURCE_OUTPUTS, "version": "0.2.0", "imageDigest": "sha256:" + "02" * 32}
+    config = {**PROD_CONFIG, "predict-buy:rollback": "true"}
+    other = "sha256:" + "01" * 32
+    run = run_stack("prod", config=config, source_outputs=outputs, rollback_digest=other)
+    assert run.error is None, run.error
+
+    # when promote.yml's check runs on its outputs as if it were a plain promotion
+    checked = run_landing_check(tmp_path, run, "0.1.0", rollback=False)
+
+    # then the mismatch is detected: sourceImageRef carries nonprod's digest, not the promotion's
+    assert checked.returncode == 1, "a prod digest nonprod never published passed the check"
+    assert f"prod holds {other}, but nonprod published" in checked.stdout, checked.stdout
+    assert (tmp_path / "summary.md").read_text() == "", "no success summary on a mismatch"
+
+    # and as the rollback it is, it passes, saying it was one
+    rolled_back = run_landing_check(tmp_path, run, "0.1.0", rollback=True)
+    assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
+    assert "rollback to a release prod already held" in (tmp_path / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import semver
 from botocore.exceptions import ClientError
 
 from infra.errors import ReleaseError
@@ -25,11 +27,16 @@ from tests.conftest import REPO_ROOT, require
 RELEASE = Release(version="0.1.0", git_sha="0123456789ab", context_fingerprint="f" * 64)
 
 
-def test_the_repository_version_is_semver() -> None:
-    # given the project's own pyproject.toml
-    # when / then
+def test_the_repository_version_is_pyprojects_version() -> None:
+    # given the project's own pyproject.toml, read as plain TOML
+    expected = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+    # when
     version = read_project_version(REPO_ROOT / "pyproject.toml")
-    assert version.count(".") >= 2, version
+
+    # then the release is exactly [project].version, and it is SemVer
+    assert version == expected, f"read {version!r}, pyproject.toml says {expected!r}"
+    assert semver.Version.is_valid(version), version
 
 
 @pytest.mark.parametrize(
@@ -78,8 +85,12 @@ def test_tags_bind_the_inputs_to_the_version() -> None:
     other_version = Release("0.1.1", RELEASE.git_sha, RELEASE.context_fingerprint)
     other_inputs = Release("0.1.0", RELEASE.git_sha, "e" * 64)
 
-    # then each (version, inputs) pair has its own inputs tag
-    assert RELEASE.tags[:2] == ("v0.1.0", "0123456789ab")
+    # then each (version, inputs) pair has its own inputs tag, and the commit is not a build tag
+    assert RELEASE.tags == ("v0.1.0", RELEASE.inputs_tag)
+    assert RELEASE.commit_tag == "0123456789ab"
+    assert Release("0.1.0", "fedcba987654", RELEASE.context_fingerprint).tags == RELEASE.tags, (
+        "the build's tags must not depend on the commit"
+    )
     assert RELEASE.inputs_tag.startswith("inputs-") and len(RELEASE.inputs_tag) == 31
     assert len({RELEASE.inputs_tag, other_version.inputs_tag, other_inputs.inputs_tag}) == 3
 
