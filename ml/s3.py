@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ MAX_CONCURRENCY: Final = 4
 # The md5 of the whole file, stored as object metadata by `upload_file` and checked by downloads:
 # a multipart object's ETag is not the md5 of its content, so the ETag alone cannot prove it.
 MD5_METADATA_KEY: Final = "md5"
+# One id per `upload_dataset` call, on every file it writes: a fetch refuses a train.csv and a
+# test.csv from different uploads (one upload failed halfway, or only one file was replaced).
+UPLOAD_ID_METADATA_KEY: Final = "upload-id"
 
 _BUCKET_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CREDENTIAL_CODES: Final = frozenset(
@@ -343,6 +347,7 @@ def download_file(client: S3Client, bucket: str, key: str, dest: Path) -> str:
 class _Downloaded:
     path: Path
     md5: str
+    upload_id: str | None
 
 
 def _download_to_temporary(client: S3Client, bucket: str, key: str, dest: Path) -> _Downloaded:
@@ -363,7 +368,8 @@ def _download_to_temporary(client: S3Client, bucket: str, key: str, dest: Path) 
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return _Downloaded(path=path, md5=md5)
+    upload_id = head.get("Metadata", {}).get(UPLOAD_ID_METADATA_KEY)
+    return _Downloaded(path=path, md5=md5, upload_id=upload_id)
 
 
 def fetch_dataset(
@@ -389,6 +395,7 @@ def fetch_dataset(
             arrived[name] = _download_to_temporary(
                 client, location.bucket, location.key(name), dest_dir / name
             )
+        _require_one_upload(location, arrived)
         for name, download in arrived.items():
             os.replace(download.path, dest_dir / name)
     finally:
@@ -397,10 +404,26 @@ def fetch_dataset(
     return {name: download.md5 for name, download in arrived.items()}
 
 
-def upload_file(client: S3Client, path: Path, bucket: str, key: str) -> str:
+def _require_one_upload(location: S3Location, arrived: Mapping[str, _Downloaded]) -> None:
+    """Refuse files written by different `upload` calls (files put there by other means carry no
+    upload id and are taken as they are)."""
+    ids = {name: d.upload_id for name, d in arrived.items() if d.upload_id is not None}
+    if len(set(ids.values())) > 1:
+        found = ", ".join(f"{name} from upload {upload_id}" for name, upload_id in ids.items())
+        raise S3DataError(
+            f"mixed dataset under s3://{location.bucket}/{location.prefix}: {found}; an upload "
+            "stopped halfway or replaced one file only: upload both files again"
+        )
+
+
+def upload_file(
+    client: S3Client, path: Path, bucket: str, key: str, upload_id: str | None = None
+) -> str:
     """Upload one file (multipart when large) with its md5 as metadata; return the md5."""
     md5 = md5_of(path)
     extra: dict[str, Any] = {"Metadata": {MD5_METADATA_KEY: md5}}
+    if upload_id is not None:
+        extra["Metadata"][UPLOAD_ID_METADATA_KEY] = upload_id
     if path.suffix == ".csv":
         extra["ContentType"] = "text/csv"
     with _s3_errors(client, "write", bucket, key), path.open("rb") as handle:
@@ -427,8 +450,9 @@ def upload_dataset(
     location = parse_s3_url(url)
     client = make_client(endpoint_url, max_attempts=max_attempts)
     _require_bucket(client, location)
+    upload_id = uuid.uuid4().hex
     return {
-        name: upload_file(client, Path(path), location.bucket, location.key(name))
+        name: upload_file(client, Path(path), location.bucket, location.key(name), upload_id)
         for name, path in files.items()
     }
 

@@ -342,6 +342,21 @@ def test_missing_object_fails_naming_the_key_and_keeps_the_other_file_out(
     assert snapshot(dest) == before, "train.csv landed although the dataset was incomplete"
 
 
+def test_a_pair_from_different_uploads_is_refused_and_leaves_nothing(
+    s3: MotoServer, uploaded: dict[str, Path], dest: Path
+) -> None:
+    # given: a later upload replaced train.csv only (it stopped before test.csv)
+    before = snapshot(dest)
+    upload_dataset({"train.csv": uploaded["train.csv"]}, URL, endpoint_url=s3.url)
+    # when / then
+    with pytest.raises(S3DataError, match=r"mixed dataset under s3://.*upload both files again"):
+        fetch_dataset(URL, dest, endpoint_url=s3.url)
+    assert snapshot(dest) == before, "a mixed pair must not land"
+    # and a complete upload makes the pair whole again
+    upload_dataset(uploaded, URL, endpoint_url=s3.url)
+    assert sorted(fetch_dataset(URL, dest, endpoint_url=s3.url)) == ["test.csv", "train.csv"]
+
+
 def test_unreachable_endpoint_fails_saying_so_and_leaves_nothing(aws_env: None, dest: Path) -> None:
     # given: a port nothing listens on
     endpoint = f"http://127.0.0.1:{free_port()}"
