@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from ml.artefact import ModelMetadata, describe_file, write_metadata
 from tests.conftest import REPO_ROOT, require_binary
 from tests.infra.program_runner import REGISTRY
+from tests.moto_server import MotoServer
 
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 REGION = "eu-west-2"
@@ -234,22 +236,22 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def moto_ecr() -> Iterator[str]:
-    """moto_server on 127.0.0.1: a real HTTP ECR API for the release guard."""
-    binary = Path(sys.executable).parent / "moto_server"
-    assert binary.exists(), f"{binary} is missing: moto[server] is in the dev requirements"
-    port = free_port()
-    process = subprocess.Popen(
-        [str(binary), "-p", str(port), "-H", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def moto_ecr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto_server on 127.0.0.1: a real HTTP ECR API for the release guard and tagging."""
+    with MotoServer(tmp_path_factory.mktemp("moto-ecr")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def ecr(moto_ecr: str) -> Any:
+    """An ECR client of moto_ecr, with moto's fixed test credentials."""
+    return boto3.client(
+        "ecr",
+        region_name="eu-west-2",
+        endpoint_url=moto_ecr,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 (moto's fixed test credentials)
     )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{endpoint}/moto-api/", process, "moto_server")
-        yield endpoint
-    finally:
-        stop(process)
 
 
 @pytest.fixture

@@ -460,17 +460,9 @@ def test_version_published_with_the_same_inputs_is_a_rerun(
     assert run.one(IMAGE)["inputs"]["tags"][1].endswith(inputs_tag)
 
 
-def test_release_guard_reads_ecr_over_http(run_stack: RunStack, moto_ecr: str) -> None:
+def test_release_guard_reads_ecr_over_http(run_stack: RunStack, moto_ecr: str, ecr: Any) -> None:
     # given moto's ECR holds v0.1.0 pushed from other inputs
-    import boto3
-
-    client = boto3.client(
-        "ecr",
-        region_name="eu-west-2",
-        endpoint_url=moto_ecr,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (moto's fixed test credentials)
-    )
+    client = ecr
     repository = "guard/nonprod/predict_buy_app"
     client.create_repository(repositoryName=repository)
     manifest = json.dumps(

@@ -8,7 +8,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import semver
 from botocore.exceptions import ClientError
@@ -110,17 +109,6 @@ def test_guard_cases() -> None:
     changed = Release("0.1.0", RELEASE.git_sha, "e" * 64)
     with pytest.raises(ReleaseError, match=r"bump \[project\].version .* to 0.1.1"):
         already_published("repo", changed, lookup)
-
-
-@pytest.fixture
-def ecr(moto_ecr: str) -> Any:
-    return boto3.client(
-        "ecr",
-        region_name="eu-west-2",
-        endpoint_url=moto_ecr,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (moto's fixed test credentials)
-    )
 
 
 def test_ecr_lookup_over_http(ecr: Any) -> None:

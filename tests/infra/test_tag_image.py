@@ -14,7 +14,6 @@ import subprocess
 import sys
 from typing import Any
 
-import boto3
 import pytest
 
 from infra.tag_image import TagImageError, digest_of_tag, tag_image
@@ -31,17 +30,6 @@ def manifest(layer: str) -> str:
             "config": {"digest": "sha256:" + "c" * 64, "size": 10, "mediaType": MEDIA_TYPE},
             "layers": [{"digest": "sha256:" + layer * 64, "size": 20, "mediaType": MEDIA_TYPE}],
         }
-    )
-
-
-@pytest.fixture
-def ecr(moto_ecr: str) -> Any:
-    return boto3.client(
-        "ecr",
-        region_name="eu-west-2",
-        endpoint_url=moto_ecr,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (moto's fixed test credentials)
     )
 
 
