@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from ml.contract import ORIGINAL_API_FIELDS
 from tests.conftest import REPO_ROOT
 from tests.delivery.conftest import StubService, load_script
 
 smoke = load_script("smoke_test")
-ORIGINAL_FIELDS = {
-    "Gender",
-    "Age",
-    "HasDrivingLicense",
-    "RegionID",
-    "Switch",
-    "PastAccident",
-    "AnnualPremium",
-}
+ORIGINAL_FIELDS = set(ORIGINAL_API_FIELDS)  # the contract says which fields they are
 
 
 @pytest.fixture(autouse=True)
