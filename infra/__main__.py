@@ -23,7 +23,10 @@ from infra.components.promotion import Promotion, PromotionArgs  # noqa: E402
 from infra.components.repository import ImageRepository, ImageRepositoryArgs  # noqa: E402
 from infra.components.service_image import ServiceImage, ServiceImageArgs  # noqa: E402
 from infra.release import EcrImageLookup, ImageLookup, read_git_sha, read_project_version  # noqa: E402
+from infra.runtime_settings import read_runtime_settings  # noqa: E402 (issue 13: runtime)
+from infra.runtime_stack import deploy_runtime  # noqa: E402 (issue 13: runtime)
 from infra.settings import (  # noqa: E402
+    NONPROD,
     PROD,
     REPO_ROOT,
     NonprodSettings,
@@ -94,8 +97,12 @@ def nonprod(
         pulumi.export("promoteRoleArn", oidc.promote_role.arn)
         pulumi.export("trainRoleArn", oidc.train_role.arn)
 
+    # Runtime (issue 13): nonprod runs the image it just published, by digest.
+    runtime = read_runtime_settings(pulumi.Config(), NONPROD)
+    deploy_runtime(NONPROD, settings.name_prefix, region, repository, image.image_ref, runtime)
 
-def prod(settings: ProdSettings, workdir: Path) -> None:
+
+def prod(settings: ProdSettings, region: str, workdir: Path) -> None:
     source = pulumi.StackReference(settings.source_stack)
     repository = ImageRepository(
         "prod-repository",
@@ -125,10 +132,15 @@ def prod(settings: ProdSettings, workdir: Path) -> None:
     pulumi.export("repositoryUrl", repository.url)
     pulumi.export("version", settings.version)
     pulumi.export("imageDigest", promotion.digest)
-    pulumi.export("imageRef", pulumi.Output.concat(repository.url, "@", promotion.digest))
+    image_ref = pulumi.Output.concat(repository.url, "@", promotion.digest)
+    pulumi.export("imageRef", image_ref)
     # What nonprod published, read from nonprod itself (never from the promotion's report), so
     # the promote workflow's comparison of imageRef with sourceImageRef is a real check.
     pulumi.export("sourceImageRef", pulumi.Output.concat(source_repository_url, "@", source_digest))
+
+    # Runtime (issue 13): prod runs its own repository at the promoted (or rolled-back) digest.
+    runtime = read_runtime_settings(pulumi.Config(), PROD)
+    deploy_runtime(PROD, settings.name_prefix, region, repository, image_ref, runtime)
 
 
 def main(build_context: Path = REPO_ROOT, lookup: ImageLookup | None = None) -> None:
@@ -139,7 +151,7 @@ def main(build_context: Path = REPO_ROOT, lookup: ImageLookup | None = None) -> 
     if isinstance(settings, NonprodSettings):
         nonprod(settings, region, build_context, lookup or EcrImageLookup(region))
     elif isinstance(settings, ProdSettings):
-        prod(settings, build_context)
+        prod(settings, region, build_context)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
           ├── StackConfigError     a stack setting is missing or invalid (names the config key)
           ├── ReleaseError         version not SemVer, version taken by other content, no git commit
           ├── ModelArtefactError   the model in the build context is missing or corrupt
-          └── PromotionCheckError  prod and nonprod disagree on the version or the image digest
+          ├── PromotionCheckError  prod and nonprod disagree on the version or the image digest
+          └── RuntimeImageError    the runtime was given an image that is not pinned by digest
 
 infra.promote (run by the prod stack as a separate process) raises its own PromotionError.
 """
@@ -33,3 +34,7 @@ class ModelArtefactError(InfraError):
 
 class PromotionCheckError(InfraError):
     """Prod refuses a promotion: versions differ or the digest that landed is not nonprod's."""
+
+
+class RuntimeImageError(InfraError):
+    """The ECS runtime would run an image reference that is not `repository@sha256:...`."""

@@ -25,6 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.release import EcrImageLookup, ImageLookup, PublishedImage
+from tests.infra import runtime_mocks
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-2"
@@ -94,6 +95,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 "registryId": args.args.get("registryId", ACCOUNT),
                 "id": REGION,
             }
+        answer = runtime_mocks.invoke(self.spec, args.token, args.args)
+        if answer is not None:
+            return answer
         raise AssertionError(f"unexpected invoke {args.token}")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -104,6 +108,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
             if secret:
                 secret_inputs.append(key)
         outputs = dict(inputs)
+        outputs.update(runtime_mocks.computed_outputs(args.typ, args.name, inputs))
         resource_id = f"{args.name}-id"
         if args.typ == "aws:s3/bucket:Bucket":
             resource_id = inputs["bucket"]
