@@ -131,7 +131,7 @@ def _unprotect(resources: list[dict[str, Any]]) -> None:
 
 
 def _widen_trust(resources: list[dict[str, Any]]) -> None:
-    role = _find(resources, rules.ROLE)
+    role = next(r for r in resources if r["type"] == rules.ROLE and r["name"].startswith("github-"))
     trust = json.loads(role["inputs"]["assumeRolePolicy"])
     condition = trust["Statement"][0]["Condition"]
     condition["StringLike"]["token.actions.githubusercontent.com:sub"] = ["repo:*"]
