@@ -383,3 +383,228 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         for name, (description, rule) in STACK_RULES.items()
     ]
     return built
+
+
+# -- Runtime (issue 13): ECS Fargate behind an Application Load Balancer ------------------------
+# Resource rules:
+#   ecs-image-pinned-by-digest   every container image of a task definition is repository@sha256:
+#   ecs-no-public-ip             a service never gives its tasks a public IP
+#   ecs-deployment-rolls-back    circuit breaker with rollback, minimum healthy >= 100%, and
+#                                `pulumi up` waits for steady state (a failed deploy fails it)
+#   lb-target-health-readyz      a target group's health check is on, on /readyz
+#   autoscaling-bounded          a scalable target has 1 <= min <= max <= MAX_TASKS_LIMIT
+# Stack rules:
+#   lb-health-check-readyz       every load balancer forwards to a target group checking /readyz
+#   ecs-service-autoscaled       every ECS service has a bounded scalable target
+
+from infra.runtime_settings import MAX_TASKS_LIMIT  # noqa: E402 (the runtime section's own import)
+
+TASK_DEFINITION: Final = "aws:ecs/taskDefinition:TaskDefinition"
+ECS_SERVICE: Final = "aws:ecs/service:Service"
+TARGET_GROUP: Final = "aws:lb/targetGroup:TargetGroup"
+LOAD_BALANCER: Final = "aws:lb/loadBalancer:LoadBalancer"
+LISTENER: Final = "aws:lb/listener:Listener"
+SCALING_TARGET: Final = "aws:appautoscaling/target:Target"
+READINESS_PATH: Final = "/readyz"
+DIGEST_REFERENCE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+
+
+def _containers(definitions: Any) -> list[Mapping[str, Any]] | None:
+    """Container definitions given as JSON text or a list; None while unknown (a preview)."""
+    if isinstance(definitions, str):
+        try:
+            definitions = json.loads(definitions)
+        except json.JSONDecodeError:
+            return []
+    if not isinstance(definitions, list):
+        return None
+    return [d for d in definitions if isinstance(d, Mapping)]
+
+
+def check_image_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Tasks run an image by digest, never by a tag that can move."""
+    containers = _containers(args.props.get("containerDefinitions"))
+    if containers is None:
+        return
+    if not containers:
+        report_violation("the task definition has no readable container definitions", None)
+    for container in containers:
+        image = container.get("image")
+        if not DIGEST_REFERENCE.fullmatch(str(image)):
+            report_violation(
+                f"container {container.get('name')!r} runs image {image!r}; pin it by digest "
+                "(<repository>@sha256:<64 hex>), never by tag",
+                None,
+            )
+
+
+def check_no_public_ip(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Tasks are reached through the load balancer only: no public IP."""
+    network = args.props.get("networkConfiguration") or {}
+    if network.get("assignPublicIp") is True:
+        report_violation(
+            "networkConfiguration.assignPublicIp is true; tasks must have no public IP", None
+        )
+
+
+def check_safe_deployment(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A failed deployment rolls back by itself and fails `pulumi up`; capacity never drops."""
+    breaker = args.props.get("deploymentCircuitBreaker") or {}
+    if breaker.get("enable") is not True or breaker.get("rollback") is not True:
+        report_violation(
+            f"deploymentCircuitBreaker is {dict(breaker) or 'missing'}; set enable and rollback "
+            "to true so a failed deployment rolls back",
+            None,
+        )
+    healthy = args.props.get("deploymentMinimumHealthyPercent")
+    if not isinstance(healthy, (int, float)) or healthy < 100:
+        report_violation(f"deploymentMinimumHealthyPercent is {healthy!r}; use 100 or more", None)
+    if args.props.get("waitForSteadyState") is not True:
+        report_violation(
+            "waitForSteadyState must be true, or a failed deployment does not fail `pulumi up`",
+            None,
+        )
+
+
+def readiness_problem(health_check: Any) -> str | None:
+    """What is wrong with a target group's health check, or None if it checks /readyz."""
+    check = health_check if isinstance(health_check, Mapping) else {}
+    if check.get("enabled") is False:
+        return "its health check is disabled"
+    if check.get("path") != READINESS_PATH:
+        return f"its health check path is {check.get('path')!r}, not {READINESS_PATH!r}"
+    return None
+
+
+def check_target_health(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Targets are in service only while /readyz says the model is loaded."""
+    problem = readiness_problem(args.props.get("healthCheck"))
+    if problem is not None:
+        report_violation(f"target group: {problem}", None)
+
+
+def _count(value: Any) -> int | None:
+    """A whole number as the engine sends it (numbers arrive as floats), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        return None
+    return int(value)
+
+
+def check_scaling_bounded(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Autoscaling has a floor of at least one task and a ceiling no typo can lift."""
+    low = _count(args.props.get("minCapacity"))
+    high = _count(args.props.get("maxCapacity"))
+    if high is None or not 1 <= high <= MAX_TASKS_LIMIT:
+        report_violation(
+            f"maxCapacity is {args.props.get('maxCapacity')!r}; expected 1 to {MAX_TASKS_LIMIT}",
+            None,
+        )
+    if low is None or low < 1 or (high is not None and low > high):
+        report_violation(
+            f"minCapacity is {args.props.get('minCapacity')!r}; expected 1 to maxCapacity "
+            f"({args.props.get('maxCapacity')!r})",
+            None,
+        )
+
+
+def _forwarded_target_groups(listener: Any) -> list[str]:
+    arns = []
+    for action in _as_list(listener.props.get("defaultActions")):
+        if not isinstance(action, Mapping):
+            continue
+        if action.get("targetGroupArn"):
+            arns.append(str(action["targetGroupArn"]))
+        forward = action.get("forward") or {}
+        arns += [str(g.get("arn")) for g in _as_list(forward.get("targetGroups")) if g.get("arn")]
+    return arns
+
+
+def check_load_balancer_health(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Every load balancer sends traffic only to target groups that check /readyz."""
+    groups = {str(r.props.get("arn")): r for r in args.resources if r.resource_type == TARGET_GROUP}
+    listeners = [r for r in args.resources if r.resource_type == LISTENER]
+    for balancer in (r for r in args.resources if r.resource_type == LOAD_BALANCER):
+        arn = str(balancer.props.get("arn"))
+        forwarded = [
+            group
+            for listener in listeners
+            if str(listener.props.get("loadBalancerArn")) == arn
+            for group in _forwarded_target_groups(listener)
+        ]
+        if not forwarded:
+            report_violation(
+                f"load balancer {balancer.name} forwards to no target group, so nothing checks "
+                f"{READINESS_PATH}",
+                balancer.urn,
+            )
+        for group_arn in forwarded:
+            group = groups.get(group_arn)
+            problem = (
+                "is not in this stack"
+                if group is None
+                else readiness_problem(group.props.get("healthCheck"))
+            )
+            if problem is not None:
+                report_violation(
+                    f"load balancer {balancer.name} forwards to target group {group_arn}: "
+                    f"{problem}",
+                    balancer.urn,
+                )
+
+
+def check_services_autoscaled(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every ECS service has a scalable target (which autoscaling-bounded keeps bounded)."""
+    scaled = {
+        str(r.props.get("resourceId"))
+        for r in args.resources
+        if r.resource_type == SCALING_TARGET and r.props.get("serviceNamespace") == "ecs"
+    }
+    for service in (r for r in args.resources if r.resource_type == ECS_SERVICE):
+        cluster = str(service.props.get("cluster", "")).rsplit("/", 1)[-1]
+        resource_id = f"service/{cluster}/{service.props.get('name')}"
+        if resource_id not in scaled:
+            report_violation(
+                f"ECS service {resource_id} has no scalable target: set its min and max tasks",
+                service.urn,
+            )
+
+
+RESOURCE_RULES.update(
+    {
+        "ecs-image-pinned-by-digest": (
+            TASK_DEFINITION,
+            "Tasks run images pinned by digest.",
+            check_image_pinned,
+        ),
+        "ecs-no-public-ip": (ECS_SERVICE, "Tasks get no public IP.", check_no_public_ip),
+        "ecs-deployment-rolls-back": (
+            ECS_SERVICE,
+            "Deployments keep capacity, roll back on failure and fail `pulumi up`.",
+            check_safe_deployment,
+        ),
+        "lb-target-health-readyz": (
+            TARGET_GROUP,
+            "Target groups check /readyz.",
+            check_target_health,
+        ),
+        "autoscaling-bounded": (
+            SCALING_TARGET,
+            f"Autoscaling is bounded: 1 <= min <= max <= {MAX_TASKS_LIMIT}.",
+            check_scaling_bounded,
+        ),
+    }
+)
+STACK_RULES.update(
+    {
+        "lb-health-check-readyz": (
+            "Every load balancer forwards to target groups that check /readyz.",
+            check_load_balancer_health,
+        ),
+        "ecs-service-autoscaled": (
+            "Every ECS service has a bounded scalable target.",
+            check_services_autoscaled,
+        ),
+    }
+)
