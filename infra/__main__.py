@@ -24,7 +24,7 @@ from infra.components.repository import ImageRepository, ImageRepositoryArgs  # 
 from infra.components.service_image import ServiceImage, ServiceImageArgs  # noqa: E402
 from infra.release import EcrImageLookup, ImageLookup, read_git_sha, read_project_version  # noqa: E402
 from infra.runtime_settings import read_runtime_settings  # noqa: E402 (issue 13: runtime)
-from infra.runtime_stack import deploy_runtime  # noqa: E402 (issue 13: runtime)
+from infra.runtime_stack import deploy_runtime, grant_runtime_access  # noqa: E402 (issue 13)
 from infra.settings import (  # noqa: E402
     NONPROD,
     PROD,
@@ -96,6 +96,7 @@ def nonprod(
         pulumi.export("deployRoleArn", oidc.deploy_role.arn)
         pulumi.export("promoteRoleArn", oidc.promote_role.arn)
         pulumi.export("trainRoleArn", oidc.train_role.arn)
+        grant_runtime_access(oidc, settings.name_prefix, region)  # issue 13: roll the services
 
     # Runtime (issue 13): nonprod runs the image it just published, by digest.
     runtime = read_runtime_settings(pulumi.Config(), NONPROD)

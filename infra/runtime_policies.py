@@ -66,3 +66,94 @@ def execution_role_policy(repository_arn: str, log_group_arn: str) -> str:
             },
         ]
     )
+
+
+def runtime_base_name(name_prefix: str, stack: str) -> str:
+    """`<prefix>-<stack>`: the cluster, task family and role names (ECS and IAM allow no '.')."""
+    return f"{name_prefix.replace('.', '-')}-{stack}"
+
+
+def execution_role_name(base_name: str) -> str:
+    return f"{base_name}-task-execution"
+
+
+def task_role_name(base_name: str) -> str:
+    return f"{base_name}-task"
+
+
+# The default VPC and its subnets and route tables, looked up by every preview and update.
+NETWORK_LOOKUP_ACTIONS: Final = (
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+)
+# These ECS actions accept no resource but "*" (AWS's service authorization reference).
+TASK_DEFINITION_ACTIONS: Final = (
+    "ecs:DeregisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+    "ecs:RegisterTaskDefinition",
+)
+SERVICE_ROLL_ACTIONS: Final = ("ecs:DescribeServices", "ecs:UpdateService")
+
+
+def network_lookup_statement() -> dict[str, Any]:
+    """Read-only look-ups of the VPC, subnets and route tables (no resource-level form)."""
+    return {
+        "Sid": "RuntimeNetworkLookups",
+        "Effect": "Allow",
+        "Action": list(NETWORK_LOOKUP_ACTIONS),
+        "Resource": "*",
+    }
+
+
+def preview_runtime_policy() -> str:
+    """What `pulumi preview` of a stack with a runtime reads besides the registry."""
+    return _document([network_lookup_statement()])
+
+
+def roll_service_policy(account_id: str, region: str, base_name: str) -> str:
+    """Roll one stack's service to a new task definition (a new digest), and nothing more.
+
+    Creating or changing the rest of the runtime (roles, load balancer, security groups,
+    scaling, endpoints) stays with an administrator, as changes to the CI roles do: these
+    rights register task definitions, pass the stack's two task roles to ECS only, and update
+    and watch the stack's one service.
+    """
+    ecs = f"arn:aws:ecs:{region}:{account_id}"
+    iam = f"arn:aws:iam::{account_id}:role"
+    return _document(
+        [
+            network_lookup_statement(),
+            {
+                "Sid": "RegisterTaskDefinitions",
+                "Effect": "Allow",
+                "Action": list(TASK_DEFINITION_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "RollOwnService",
+                "Effect": "Allow",
+                "Action": list(SERVICE_ROLL_ACTIONS),
+                "Resource": f"{ecs}:service/{base_name}/predict_buy_app",
+            },
+            {
+                "Sid": "ReadOwnTags",
+                "Effect": "Allow",
+                "Action": ["ecs:ListTagsForResource"],
+                "Resource": [
+                    f"{ecs}:service/{base_name}/predict_buy_app",
+                    f"{ecs}:task-definition/{base_name}:*",
+                ],
+            },
+            {
+                "Sid": "PassOwnTaskRoles",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": [
+                    f"{iam}/{execution_role_name(base_name)}",
+                    f"{iam}/{task_role_name(base_name)}",
+                ],
+                "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
+            },
+        ]
+    )

@@ -15,10 +15,17 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.github_oidc import GithubOidc
 from infra.components.repository import ImageRepository
 from infra.components.runtime import ServiceRuntime, ServiceRuntimeArgs
 from infra.errors import StackConfigError
+from infra.runtime_policies import (
+    preview_runtime_policy,
+    roll_service_policy,
+    runtime_base_name,
+)
 from infra.runtime_settings import RuntimeSettings
+from infra.settings import NONPROD, PROD
 
 # Tasks, load balancer and endpoints use this many default subnets (zones): two zones survive
 # the loss of one, and every extra zone adds an endpoint network interface per endpoint.
@@ -78,8 +85,7 @@ def deploy_runtime(
     runtime = ServiceRuntime(
         f"{stack}-runtime",
         ServiceRuntimeArgs(
-            # ECS and IAM names allow letters, digits, '-' and '_'; the prefix may hold a '.'.
-            base_name=f"{name_prefix.replace('.', '-')}-{stack}",
+            base_name=runtime_base_name(name_prefix, stack),
             region=region,
             account_id=aws.get_caller_identity_output().account_id,
             image_ref=image_ref,
@@ -105,3 +111,39 @@ def deploy_runtime(
     pulumi.export("clusterName", runtime.cluster_name)
     pulumi.export("serviceName", runtime.service_name)
     return runtime
+
+
+def grant_runtime_access(oidc: GithubOidc, name_prefix: str, region: str) -> None:
+    """The CI roles' runtime rights, as policies of their own beside the roles' registry ones.
+
+    preview: the network look-ups; deploy: roll nonprod's service; promote: roll prod's.
+    """
+    account_id = aws.get_caller_identity_output(
+        opts=pulumi.InvokeOutputOptions(parent=oidc)
+    ).account_id
+    grants = {
+        "preview": (oidc.preview_role, pulumi.Output.from_input(preview_runtime_policy())),
+        "deploy": (
+            oidc.deploy_role,
+            account_id.apply(
+                lambda account: roll_service_policy(
+                    account, region, runtime_base_name(name_prefix, NONPROD)
+                )
+            ),
+        ),
+        "promote": (
+            oidc.promote_role,
+            account_id.apply(
+                lambda account: roll_service_policy(
+                    account, region, runtime_base_name(name_prefix, PROD)
+                )
+            ),
+        ),
+    }
+    for purpose, (role, policy) in grants.items():
+        aws.iam.RolePolicy(
+            f"github-{purpose}-runtime-permissions",
+            role=role.id,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=oidc),
+        )

@@ -29,7 +29,12 @@ from pulumi_aws.appautoscaling import (
 )
 
 from infra.errors import RuntimeImageError
-from infra.runtime_policies import ecs_tasks_trust_policy, execution_role_policy
+from infra.runtime_policies import (
+    ecs_tasks_trust_policy,
+    execution_role_name,
+    execution_role_policy,
+    task_role_name,
+)
 
 CONTAINER_NAME: Final = "predict_buy_app"
 CONTAINER_PORT: Final = 8000
@@ -162,7 +167,7 @@ class ServiceRuntime(pulumi.ComponentResource):
         trust = pulumi.Output.from_input(args.account_id).apply(ecs_tasks_trust_policy)
         self.execution_role = aws.iam.Role(
             f"{name}-execution-role",
-            name=f"{args.base_name}-task-execution",
+            name=execution_role_name(args.base_name),
             description=f"ECS starts {args.base_name} tasks: pull its image, write its logs",
             assume_role_policy=trust,
             opts=child,
@@ -178,7 +183,7 @@ class ServiceRuntime(pulumi.ComponentResource):
         # The service needs no AWS API: its role exists so tasks never borrow another one.
         self.task_role = aws.iam.Role(
             f"{name}-task-role",
-            name=f"{args.base_name}-task",
+            name=task_role_name(args.base_name),
             description=f"{args.base_name} service code: no permissions",
             assume_role_policy=trust,
             opts=child,

@@ -460,3 +460,65 @@ def test_stack_files_show_the_runtime_switch_and_scale_settings(stack: str) -> N
     for key in ("registryOnly", "taskCpu", "taskMemory", "desiredTasks", "minTasks", "maxTasks"):
         assert f"predict-buy:{key}" in config, f"Pulumi.{stack}.yaml does not show {key}"
     assert config["predict-buy:registryOnly"] == "false"
+
+
+def runtime_permissions(run: StackRun, purpose: str) -> list[dict[str, Any]]:
+    [policy] = [
+        p for p in run.of_type(ROLE_POLICY) if p["name"] == f"github-{purpose}-runtime-permissions"
+    ]
+    role = next(r for r in run.of_type(ROLE) if r["name"] == f"github-{purpose}")
+    assert policy["inputs"]["role"] == role["id"], f"attached to another role than {purpose}"
+    return json.loads(policy["inputs"]["policy"])["Statement"]
+
+
+@pytest.mark.parametrize(("purpose", "stack"), [("deploy", "nonprod"), ("promote", "prod")])
+def test_ci_roles_may_roll_only_their_stacks_service(
+    purpose: str, stack: str, nonprod_oidc_run: StackRun
+) -> None:
+    # given the runtime rights of the role that runs `pulumi up --stack <stack>`
+    statements = runtime_permissions(nonprod_oidc_run, purpose)
+    by_sid = {s["Sid"]: s for s in statements}
+    ecs = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+    other = "prod" if stack == "nonprod" else "nonprod"
+
+    # then it updates one service, passes its own two task roles to ECS only, nothing else
+    assert all(s["Effect"] == "Allow" for s in statements)
+    assert (
+        by_sid["RollOwnService"]["Resource"] == f"{ecs}:service/ce7-grp-1-{stack}/predict_buy_app"
+    )
+    assert by_sid["RollOwnService"]["Action"] == ["ecs:DescribeServices", "ecs:UpdateService"]
+    passing = by_sid["PassOwnTaskRoles"]
+    assert passing["Action"] == ["iam:PassRole"]
+    assert passing["Resource"] == [
+        f"arn:aws:iam::{ACCOUNT}:role/ce7-grp-1-{stack}-task-execution",
+        f"arn:aws:iam::{ACCOUNT}:role/ce7-grp-1-{stack}-task",
+    ]
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    actions = {a for s in statements for a in s["Action"]}
+    assert {a for a in actions if a.startswith("iam:")} == {"iam:PassRole"}, actions
+    assert not [a for a in actions if a.endswith("*")], "no wildcard actions"
+    assert f"-{other}" not in json.dumps(statements), f"{purpose} must not reach {other}"
+    wildcard = {a for s in statements if s["Resource"] == "*" for a in s["Action"]}
+    assert wildcard == {
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+        "ecs:DeregisterTaskDefinition",
+        "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+    }, "only actions without resource-level permissions may use *"
+
+
+def test_preview_role_only_looks_the_network_up(nonprod_oidc_run: StackRun) -> None:
+    # given / when
+    [statement] = runtime_permissions(nonprod_oidc_run, "preview")
+
+    # then
+    assert statement["Action"] == [
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    ]
+    assert statement["Resource"] == "*"
