@@ -56,6 +56,9 @@ class RuntimeSettings:
     # None: the account's default VPC and its default subnets (one per availability zone).
     vpc_id: str | None
     subnet_ids: tuple[str, ...] | None
+    # Where the internet-facing load balancer lives: public subnets of the same VPC; defaults
+    # to subnet_ids (the default VPC's subnets are public).
+    load_balancer_subnet_ids: tuple[str, ...] | None
     # Interface endpoints (ECR, CloudWatch Logs) and an S3 gateway endpoint, so tasks without a
     # public IP can pull their image and write logs; off when the subnets already have a NAT.
     vpc_endpoints: bool
@@ -123,9 +126,9 @@ def _one_of(config: ConfigSource, key: str, default: int, allowed: tuple[int, ..
     return value
 
 
-def _subnet_ids(config: ConfigSource) -> tuple[str, ...] | None:
-    """`subnetIds`: a YAML list or comma-separated text; at least two, for two zones."""
-    raw = config.get("subnetIds")
+def _subnet_ids(config: ConfigSource, key: str) -> tuple[str, ...] | None:
+    """A YAML list or comma-separated text of subnet ids; at least two, for two zones."""
+    raw = config.get(key)
     if raw is None:
         return None
     text = str(raw).strip()
@@ -135,40 +138,48 @@ def _subnet_ids(config: ConfigSource) -> tuple[str, ...] | None:
         except json.JSONDecodeError:
             items = None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise StackConfigError(f"{_key('subnetIds')} is {raw!r}: expected a list of subnet ids")
+            raise StackConfigError(f"{_key(key)} is {raw!r}: expected a list of subnet ids")
     else:
         items = [item for item in text.split(",") if item.strip()]
     ids = tuple(item.strip() for item in items)
     bad = [subnet for subnet in ids if not _SUBNET_ID.fullmatch(subnet)]
     if bad:
         raise StackConfigError(
-            f"{_key('subnetIds')} has {', '.join(map(repr, bad))}: expected subnet ids such as "
+            f"{_key(key)} has {', '.join(map(repr, bad))}: expected subnet ids such as "
             "subnet-0123456789abcdef0"
         )
     if len(set(ids)) < 2:
         raise StackConfigError(
-            f"{_key('subnetIds')} names {len(set(ids))} subnet(s): the load balancer needs at "
+            f"{_key(key)} names {len(set(ids))} subnet(s): the load balancer needs at "
             "least two, in two availability zones"
         )
     return ids
 
 
-def _network(config: ConfigSource) -> tuple[str | None, tuple[str, ...] | None]:
+def _network(
+    config: ConfigSource,
+) -> tuple[str | None, tuple[str, ...] | None, tuple[str, ...] | None]:
     raw_vpc = config.get("vpcId")
-    subnets = _subnet_ids(config)
+    subnets = _subnet_ids(config, "subnetIds")
+    balancer_subnets = _subnet_ids(config, "loadBalancerSubnetIds")
+    if balancer_subnets is not None and subnets is None:
+        raise StackConfigError(
+            f"{_key('loadBalancerSubnetIds')} needs {_key('vpcId')} and {_key('subnetIds')}: "
+            "the load balancer's public subnets belong to your own VPC"
+        )
     if (raw_vpc is None) != (subnets is None):
         raise StackConfigError(
             f"{_key('vpcId')} and {_key('subnetIds')} go together: set both (your own VPC and "
             "its subnets) or neither (the default VPC)"
         )
     if raw_vpc is None:
-        return None, None
+        return None, None, None
     vpc_id = str(raw_vpc).strip()
     if not _VPC_ID.fullmatch(vpc_id):
         raise StackConfigError(
             f"{_key('vpcId')} is {raw_vpc!r}: expected a VPC id such as vpc-0123456789abcdef0"
         )
-    return vpc_id, subnets
+    return vpc_id, subnets, balancer_subnets or subnets
 
 
 def _certificate_arn(config: ConfigSource) -> str | None:
@@ -209,7 +220,7 @@ def read_runtime_settings(config: ConfigSource, stack: str) -> RuntimeSettings |
             f"{_key('minTasks')} {min_tasks}, {_key('desiredTasks')} {desired} and "
             f"{_key('maxTasks')} {max_tasks}: expected minTasks <= desiredTasks <= maxTasks"
         )
-    vpc_id, subnet_ids = _network(config)
+    vpc_id, subnet_ids, load_balancer_subnet_ids = _network(config)
     return RuntimeSettings(
         cpu=cpu,
         memory=memory,
@@ -226,5 +237,6 @@ def read_runtime_settings(config: ConfigSource, stack: str) -> RuntimeSettings |
         certificate_arn=_certificate_arn(config),
         vpc_id=vpc_id,
         subnet_ids=subnet_ids,
+        load_balancer_subnet_ids=load_balancer_subnet_ids,
         vpc_endpoints=_boolean(config, "vpcEndpoints", default=True),
     )

@@ -38,6 +38,7 @@ ECS_FARGATE: Final = "ecs-fargate"
 class Network:
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[str]]
+    load_balancer_subnet_ids: pulumi.Input[Sequence[str]]
     route_table_ids: pulumi.Input[Sequence[str]]
 
 
@@ -57,6 +58,9 @@ def look_up_network(settings: RuntimeSettings) -> Network:
     if settings.vpc_id is not None and settings.subnet_ids is not None:
         vpc_id: pulumi.Input[str] = settings.vpc_id
         subnet_ids: pulumi.Input[Sequence[str]] = list(settings.subnet_ids)
+        balancer_subnet_ids: pulumi.Input[Sequence[str]] = list(
+            settings.load_balancer_subnet_ids or settings.subnet_ids
+        )
     else:
         vpc_id = aws.ec2.get_vpc_output(default=True).id
         subnet_ids = aws.ec2.get_subnets_output(
@@ -65,8 +69,14 @@ def look_up_network(settings: RuntimeSettings) -> Network:
                 aws.ec2.GetSubnetsFilterArgs(name="default-for-az", values=["true"]),
             ]
         ).ids.apply(pick_default_subnets)
+        balancer_subnet_ids = subnet_ids
     route_table_ids = aws.ec2.get_route_tables_output(vpc_id=vpc_id).ids
-    return Network(vpc_id=vpc_id, subnet_ids=subnet_ids, route_table_ids=route_table_ids)
+    return Network(
+        vpc_id=vpc_id,
+        subnet_ids=subnet_ids,
+        load_balancer_subnet_ids=balancer_subnet_ids,
+        route_table_ids=route_table_ids,
+    )
 
 
 def deploy_runtime(
@@ -92,6 +102,7 @@ def deploy_runtime(
             repository_arn=repository.arn,
             vpc_id=network.vpc_id,
             subnet_ids=network.subnet_ids,
+            load_balancer_subnet_ids=network.load_balancer_subnet_ids,
             route_table_ids=network.route_table_ids,
             cpu=settings.cpu,
             memory=settings.memory,

@@ -69,7 +69,10 @@ class ServiceRuntimeArgs:
     image_ref: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
+    # The tasks' (and interface endpoints') subnets, one per availability zone.
     subnet_ids: pulumi.Input[Sequence[str]]
+    # The internet-facing load balancer's subnets (public ones; the default VPC's are).
+    load_balancer_subnet_ids: pulumi.Input[Sequence[str]]
     # The VPC's route tables, for the S3 gateway endpoint (image layers live in S3).
     route_table_ids: pulumi.Input[Sequence[str]]
     cpu: int
@@ -253,7 +256,7 @@ class ServiceRuntime(pulumi.ComponentResource):
             load_balancer_type="application",
             internal=False,
             security_groups=[alb_group.id],
-            subnets=args.subnet_ids,
+            subnets=args.load_balancer_subnet_ids,
             drop_invalid_header_fields=True,
             idle_timeout=60,
             opts=child,

@@ -361,10 +361,12 @@ def test_registry_only_creates_no_runtime(stack: str, run_stack: RunStack) -> No
 def test_configured_subnets_replace_the_default_vpc(run_stack: RunStack) -> None:
     # given
     subnets = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+    public = ["subnet-0fedcba9876543210", "subnet-0fedcba9876543211"]
     config = {
         **PROD_CONFIG,
         "predict-buy:vpcId": "vpc-0123456789abcdef0",
         "predict-buy:subnetIds": json.dumps(subnets),
+        "predict-buy:loadBalancerSubnetIds": ",".join(public),
         "predict-buy:vpcEndpoints": "false",
     }
 
@@ -375,6 +377,7 @@ def test_configured_subnets_replace_the_default_vpc(run_stack: RunStack) -> None
     assert run.error is None, run.error
     assert not [c for c in run.calls if c["token"] in (GET_VPC, GET_SUBNETS)]
     assert run.one(SERVICE)["inputs"]["networkConfiguration"]["subnets"] == subnets
+    assert run.one(LOAD_BALANCER)["inputs"]["subnets"] == public, "the ALB in the public subnets"
     assert run.one(TARGET_GROUP)["inputs"]["vpcId"] == "vpc-0123456789abcdef0"
     assert not run.of_type(ENDPOINT)
 

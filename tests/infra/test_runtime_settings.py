@@ -29,6 +29,7 @@ def test_nonprod_defaults_are_small() -> None:
         certificate_arn=None,
         vpc_id=None,
         subnet_ids=None,
+        load_balancer_subnet_ids=None,
         vpc_endpoints=True,
     )
 
@@ -70,6 +71,7 @@ def test_own_network_and_https() -> None:
     assert settings is not None
     assert settings.subnet_ids == ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1")
     assert settings.vpc_id == "vpc-0123456789abcdef0"
+    assert settings.load_balancer_subnet_ids == settings.subnet_ids, "defaults to subnetIds"
     assert settings.vpc_endpoints is False
     assert settings.certificate_arn == certificate
     assert (settings.cpu, settings.memory) == (1024, 3072)
@@ -113,6 +115,11 @@ def test_own_network_and_https() -> None:
             "vpcId is 'my-vpc': expected a VPC id",
         ),
         ("nonprod", {"vpcId": "vpc-0123456789abcdef0", "subnetIds": "[1, 2]"}, "expected a list"),
+        (
+            "nonprod",
+            {"loadBalancerSubnetIds": "subnet-0123456789abcdef0,subnet-0123456789abcdef1"},
+            "loadBalancerSubnetIds needs config predict-buy:vpcId",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(
