@@ -206,15 +206,3 @@ def test_a_failing_collection_fails_the_run(newman: Path, tmp_path: Path) -> Non
     # then
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 of 1 assertions failed" in done.stderr, done.stderr
-
-
-def test_the_preview_comment_covers_both_stacks_runtime() -> None:
-    # given the preview workflow
-    workflow = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())
-    job = workflow["jobs"]["preview"]
-    [preview] = [s for s in job["steps"] if s.get("with", {}).get("command") == "preview"]
-
-    # then both stacks (and so both runtimes) are previewed with the policy pack and commented
-    assert job["strategy"]["matrix"]["stack"] == ["nonprod", "prod"]
-    assert preview["with"]["comment-on-pr"] is True
-    assert preview["with"]["policyPacks"] == "infra/policy"
