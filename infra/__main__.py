@@ -86,6 +86,10 @@ def nonprod(
         pulumi.export("gitSha", image.release.git_sha)
         pulumi.export("imageDigest", image.digest)
         pulumi.export("imageRef", image.image_ref)
+        # True once the release is adopted (nothing built in this run); the publish job runs a
+        # second, converging `pulumi up` after a build so the state holds the adopted form and
+        # the drift check sees no change.
+        pulumi.export("imageAdopted", image.is_rerun)
     else:
         pulumi.log.info(
             "predict-buy:publish is false: no model check and no image (bootstrap of an empty "
