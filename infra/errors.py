@@ -8,7 +8,12 @@
           ├── PromotionCheckError  prod and nonprod disagree on the version or the image digest
           └── RuntimeImageError    the runtime was given an image that is not pinned by digest
 
-infra.promote (run by the prod stack as a separate process) raises its own PromotionError.
+The modules that run as their own processes (from a Command or a workflow step) keep their own
+errors, each a RuntimeError printed as one line by their CLI:
+    infra.promote.PromotionError          promotion refused or not verifiable (no evidence...)
+    infra.tag_image.TagImageError         the commit's tag could not be added
+    infra.image_scan.ImageScanError       ECR's scan unfinished, unreadable or over the threshold
+    infra.release_evidence.EvidenceError  verified-<version> could not be written
 """
 
 from __future__ import annotations

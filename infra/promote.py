@@ -2,7 +2,10 @@
 
 The prod stack runs this module (`python -m infra.promote ...`, from a pulumi-command Command) and
 the tests run it against a local registry: one code path. Steps:
-  1. the source tag v<version> must exist and hold the expected digest (the one nonprod exported);
+  1. the source tag v<version> must exist and hold the expected digest (the one nonprod exported),
+     and the source's evidence tag verified-<version> must name that same digest: it is written
+     only by the publish job after its smoke test and ECR's scan passed (infra.release_evidence),
+     so an image that was not smoke-tested and scanned is never promoted;
   2. if prod already holds v<version> with that digest, nothing is copied (re-runs change nothing);
      with another digest, fail (release tags are immutable);
   3. otherwise `skopeo copy --all --preserve-digests docker://<source>@<digest> docker://<dest>:v<v>`;
@@ -39,6 +42,12 @@ ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$")
 NOT_FOUND_MARKERS: Final = ("manifest unknown", "name unknown", "not found", "404")
 SKOPEO_TIMEOUT_SECONDS: Final = 900
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
+EVIDENCE_PREFIX: Final = "verified-"
+
+
+def evidence_tag(version: str) -> str:
+    """The tag that says `version`'s digest passed publish's smoke test and ECR's scan."""
+    return f"{EVIDENCE_PREFIX}{version}"
 
 
 class PromotionError(RuntimeError):
@@ -159,6 +168,18 @@ def promote(
         raise PromotionError(
             f"{source}:{tag} is {source_digest}, not {digest} as the nonprod stack exported; "
             "refusing to promote an image that differs from the published one"
+        )
+    evidence = skopeo.digest_of(f"{source}:{evidence_tag(version)}")
+    if evidence is None:
+        raise PromotionError(
+            f"{source}:{evidence_tag(version)} does not exist: {tag} was never verified (publish "
+            "writes that tag only after its smoke test and ECR's image scan both passed); "
+            "refusing to promote. Re-run publish, or fix what its smoke test or scan reported"
+        )
+    if evidence != digest:
+        raise PromotionError(
+            f"{source}:{evidence_tag(version)} is {evidence}, not {digest}: the verified image is "
+            "not the one to promote; refusing"
         )
     if destination_digest == digest:
         return PromotionReport(source, destination, version, digest, copied=False)

@@ -7,8 +7,9 @@ the build (`Release.tags`, the build's only tags, nothing commit-specific):
                       tell whether `v<version>` in the registry holds the same build inputs
 Added after the push, by digest (infra.tag_image), so a new commit does not change the build:
   <git sha, 12 hex>   the commit(s) it was published from
-Before building, `already_published` looks `v<version>` up in the repository: absent, or
-holding the same inputs, is fine; anything else fails before pushing, asking for a version bump.
+Before building, `find_published` looks `v<version>` up in the repository: absent means build and
+push; holding the same inputs means adopt that digest without building (from any checkout path);
+anything else fails before pushing, asking for a version bump.
 """
 
 from __future__ import annotations
@@ -165,11 +166,20 @@ def already_published(repository: str, release: Release, lookup: ImageLookup) ->
     False when the version is new; raises ReleaseError, before anything is pushed, when the
     version already holds other content.
     """
+    return find_published(repository, release, lookup) is not None
+
+
+def find_published(repository: str, release: Release, lookup: ImageLookup) -> PublishedImage | None:
+    """The image `v<version>` already holds with these exact build inputs, else None.
+
+    A hit means there is nothing to build: the stack adopts that digest. Raises ReleaseError,
+    before anything is pushed, when the version already holds other content.
+    """
     published = lookup(repository, release.version_tag)
     if published is None:
-        return False
+        return None
     if release.inputs_tag in published.tags:
-        return True
+        return published
     raise ReleaseError(
         f"{repository}:{release.version_tag} is already published (digest {published.digest}, "
         f"tags {', '.join(sorted(published.tags))}) from other build inputs than this checkout "

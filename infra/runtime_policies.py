@@ -106,11 +106,6 @@ def network_lookup_statement() -> dict[str, Any]:
     }
 
 
-def preview_runtime_policy() -> str:
-    """What `pulumi preview` of a stack with a runtime reads besides the registry."""
-    return _document([network_lookup_statement()])
-
-
 def roll_service_policy(account_id: str, region: str, base_name: str) -> str:
     """Roll one stack's service to a new task definition (a new digest), and nothing more.
 

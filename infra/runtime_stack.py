@@ -19,11 +19,7 @@ from infra.components.github_oidc import GithubOidc
 from infra.components.repository import ImageRepository
 from infra.components.runtime import ServiceRuntime, ServiceRuntimeArgs
 from infra.errors import StackConfigError
-from infra.runtime_policies import (
-    preview_runtime_policy,
-    roll_service_policy,
-    runtime_base_name,
-)
+from infra.runtime_policies import roll_service_policy, runtime_base_name
 from infra.runtime_settings import RuntimeSettings
 from infra.settings import NONPROD, PROD
 
@@ -127,13 +123,13 @@ def deploy_runtime(
 def grant_runtime_access(oidc: GithubOidc, name_prefix: str, region: str) -> None:
     """The CI roles' runtime rights, as policies of their own beside the roles' registry ones.
 
-    preview: the network look-ups; deploy: roll nonprod's service; promote: roll prod's.
+    deploy: roll nonprod's service; promote: roll prod's. (The preview role's runtime reads are
+    part of its one policy, infra/components/github_oidc.py, with every other refresh read.)
     """
     account_id = aws.get_caller_identity_output(
         opts=pulumi.InvokeOutputOptions(parent=oidc)
     ).account_id
     grants = {
-        "preview": (oidc.preview_role, pulumi.Output.from_input(preview_runtime_policy())),
         "deploy": (
             oidc.deploy_role,
             account_id.apply(
@@ -154,6 +150,8 @@ def grant_runtime_access(oidc: GithubOidc, name_prefix: str, region: str) -> Non
     for purpose, (role, policy) in grants.items():
         aws.iam.RolePolicy(
             f"github-{purpose}-runtime-permissions",
+            # A plain name, as the roles' other policies have, so the policy rules check it too.
+            name=f"{name_prefix}-github-{purpose}-runtime-permissions",
             role=role.id,
             policy=policy,
             opts=pulumi.ResourceOptions(parent=oidc),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import semver
 
@@ -23,7 +23,9 @@ PROD: Final = "prod"
 STACKS: Final = (NONPROD, PROD)
 
 DEFAULT_NAME_PREFIX: Final = "ce7-grp-1"
-DEFAULT_BUCKET_NAME: Final = "ce7-grp-1-bucket"
+# The original project's bucket; it belongs to that project's account, so it is never a default:
+# an account that sets no bucketName gets `default_bucket_name` (unique per account and region).
+ORIGINAL_BUCKET_NAME: Final = "ce7-grp-1-bucket"
 DEFAULT_RETENTION_DAYS: Final = {NONPROD: 15, PROD: 30}
 DEFAULT_KEEP_RELEASES: Final = 10
 DEFAULT_NONCURRENT_VERSION_DAYS: Final = 30
@@ -36,6 +38,9 @@ _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _STACK_REFERENCE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+# Tags every AWS resource carries through the provider's default tags (aws:defaultTags).
+REQUIRED_DEFAULT_TAGS: Final = ("Project", "Owner", "CostCenter")
 
 
 class ConfigSource(Protocol):
@@ -58,11 +63,15 @@ class NonprodSettings:
     """Stack nonprod: the data bucket, the nonprod repository and the image it publishes."""
 
     name_prefix: str
-    bucket_name: str
+    # None: not configured; the entry derives `default_bucket_name` from the account and region.
+    bucket_name: str | None
     image_retention_days: int
     keep_releases: int
     noncurrent_version_days: int
     github_oidc: GithubOidcSettings | None
+    # False: bring the stack up without a model and without an image (an empty account's first
+    # run, before anything was trained); the bucket, repository and roles are created.
+    publish: bool = True
 
     @property
     def repository_name(self) -> str:
@@ -76,8 +85,10 @@ class ProdSettings:
     name_prefix: str
     image_retention_days: int
     keep_releases: int
-    version: str
-    source_stack: str
+    # None: nothing promoted yet (an empty account's first run creates the repository only).
+    version: str | None
+    # None: `<current organization>/<current project>/nonprod` (see `source_stack_for`).
+    source_stack: str | None
     rollback: bool
 
     @property
@@ -88,6 +99,44 @@ class ProdSettings:
 def repository_name(name_prefix: str, stack: str) -> str:
     """`<prefix>/<stack>/predict_buy_app`: the names users' scripts already pull from."""
     return f"{name_prefix}/{stack}/{APP_NAME}"
+
+
+def default_bucket_name(name_prefix: str, account_id: str, region: str) -> str:
+    """`<prefix>-data-<account id>-<region>`: a name no other account can already hold."""
+    if not _ACCOUNT_ID.fullmatch(account_id):
+        raise StackConfigError(f"AWS account id {account_id!r} is not 12 digits")
+    name = f"{name_prefix}-data-{account_id}-{region}".replace("_", "-").replace(".", "-")
+    if len(name) > 63 or not _BUCKET_NAME.fullmatch(name):
+        raise StackConfigError(
+            f"config {PROJECT}:bucketName is not set and the derived name {name!r} is not a valid "
+            "S3 bucket name (3-63 lowercase letters, digits, dots or hyphens); "
+            f"{_fix('bucketName', '<globally-unique-name>')}"
+        )
+    return name
+
+
+def source_stack_for(organization: str, project: str) -> str:
+    """The nonprod stack of this organization and project: prod's default `sourceStack`."""
+    return f"{organization}/{project}/{NONPROD}"
+
+
+def check_default_tags(value: Any) -> dict[str, str]:
+    """aws:defaultTags must give every resource the cost and owner tags; return the tags."""
+    example = '{"tags": {"Project": "predict-buy", "Owner": "<team>", "CostCenter": "<code>"}}'
+    tags = value.get("tags") if isinstance(value, dict) else None
+    if not isinstance(tags, dict):
+        raise StackConfigError(
+            f"config aws:defaultTags is {value!r}: every resource needs the tags "
+            f"{', '.join(REQUIRED_DEFAULT_TAGS)} through the provider's default tags; set it in "
+            f"the stack file as `aws:defaultTags: {example}`"
+        )
+    missing = [key for key in REQUIRED_DEFAULT_TAGS if not str(tags.get(key) or "").strip()]
+    if missing:
+        raise StackConfigError(
+            f"config aws:defaultTags.tags has no {', '.join(missing)}: every resource needs "
+            f"{', '.join(REQUIRED_DEFAULT_TAGS)} (cost and owner); add them, e.g. {example}"
+        )
+    return {str(key): str(tag) for key, tag in tags.items()}
 
 
 def _fix(key: str, example: str) -> str:
@@ -159,9 +208,11 @@ def parse_version(raw: str, where: str, error: type[InfraError] = StackConfigErr
     return candidate
 
 
-def _bucket_name(config: ConfigSource) -> str:
+def _bucket_name(config: ConfigSource) -> str | None:
+    if config.get("bucketName") is None:
+        return None
     allowed = "3-63 lowercase letters, digits, dots or hyphens, starting and ending alphanumeric"
-    name = _string(config, "bucketName", DEFAULT_BUCKET_NAME, _BUCKET_NAME, allowed)
+    name = _string(config, "bucketName", None, _BUCKET_NAME, allowed)
     if ".." in name or _IP_ADDRESS.fullmatch(name):
         raise StackConfigError(
             f"config {PROJECT}:bucketName is {name!r}: S3 forbids '..' and IP-address names"
@@ -223,30 +274,42 @@ def read_settings(config: ConfigSource, stack: str) -> NonprodSettings | ProdSet
                 config, "noncurrentVersionDays", DEFAULT_NONCURRENT_VERSION_DAYS, 1, 3650
             ),
             github_oidc=_github_oidc(config),
+            publish=_boolean(config, "publish", default=True),
         )
     if _boolean(config, "githubOidc", default=False):
         raise StackConfigError(
             f"config {PROJECT}:githubOidc is set on stack prod; the GitHub roles are created once, "
             "by stack nonprod (they already cover the prod repository): set it there instead"
         )
-    raw_version = config.get("version")
-    if raw_version is None:
+    if config.get("publish") is not None:
         raise StackConfigError(
-            f"config {PROJECT}:version is required on stack prod: the release to promote; "
-            f"{_fix('version', '0.1.0')}"
+            f"config {PROJECT}:publish is set on stack prod, which never builds; remove it with "
+            f"`pulumi config rm {PROJECT}:publish --stack prod`"
         )
-    source_stack = _string(
-        config,
-        "sourceStack",
-        None,
-        _STACK_REFERENCE,
-        "the nonprod stack as organization/project/stack, e.g. organization/predict-buy/nonprod",
-    )
+    raw_version = config.get("version")
+    rollback = _boolean(config, "rollback", default=False)
+    if raw_version is None and rollback:
+        raise StackConfigError(
+            f"config {PROJECT}:rollback is true but {PROJECT}:version is not set: a rollback "
+            f"needs the release to go back to; {_fix('version', '0.1.0')}"
+        )
+    source_stack = None
+    if config.get("sourceStack") is not None:
+        source_stack = _string(
+            config,
+            "sourceStack",
+            None,
+            _STACK_REFERENCE,
+            "the nonprod stack as organization/project/stack, e.g. my-org/predict-buy/nonprod "
+            "(leave it unset to use this organization's and project's nonprod)",
+        )
     return ProdSettings(
         name_prefix=name_prefix,
         image_retention_days=retention,
         keep_releases=keep,
-        version=parse_version(raw_version, f"config {PROJECT}:version"),
+        version=None
+        if raw_version is None
+        else parse_version(raw_version, f"config {PROJECT}:version"),
         source_stack=source_stack,
-        rollback=_boolean(config, "rollback", default=False),
+        rollback=rollback,
     )

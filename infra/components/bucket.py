@@ -1,8 +1,9 @@
 """The data bucket: training data under new_ML_data/, the DVC remote under DVC_Artefacts/.
 
-Private and encrypted by construction: versioning, SSE-KMS with a bucket key, all four public-access
-blocks, BucketOwnerEnforced (no ACLs), a policy that denies any request not made over TLS, and a
-lifecycle that expires noncurrent versions and abandoned multipart uploads.
+Protected from destroy (`protect`). Private and encrypted by construction: versioning, SSE-KMS
+with a bucket key, all four public-access blocks, BucketOwnerEnforced (no ACLs), a policy that
+denies any request not made over TLS, and a lifecycle that expires noncurrent versions and
+abandoned multipart uploads.
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ class DataBucket(pulumi.ComponentResource):
         super().__init__("predict-buy:storage:DataBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.bucket = aws.s3.Bucket(name, bucket=args.bucket_name, force_destroy=False, opts=child)
+        # Protected: `pulumi destroy` (or dropping it from the program) fails instead of deleting
+        # the training data and the DVC remote; an administrator must unprotect it on purpose.
+        self.bucket = aws.s3.Bucket(
+            name,
+            bucket=args.bucket_name,
+            force_destroy=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
         bucket_name = self.bucket.bucket
         self.name = bucket_name
         self.arn = self.bucket.arn

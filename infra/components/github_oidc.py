@@ -1,22 +1,23 @@
-"""GitHub Actions' way into AWS: the OIDC provider (optional) and four least-privilege roles.
+"""GitHub Actions' way into AWS: the OIDC provider (optional) and five least-privilege roles.
 
 Every role trusts only tokens GitHub issued for one repository, with audience sts.amazonaws.com:
-  preview  pull requests only (`repo:<repo>:pull_request`); read-only: describe/list/get on both
-           repositories and the bucket's settings (what `pulumi preview` of both stacks reads), and
-           s3:GetObject under DVC_Artefacts/ (`dvc pull` of the model for the image check)
-  train    any branch of the repository; s3:GetObject under new_ML_data/, s3:GetObject and
-           s3:PutObject under DVC_Artefacts/, s3:ListBucket of those two prefixes
-  deploy   the deploy branch only (default main; `pulumi up --stack nonprod`): every ECR action
-           (ecr:*) on the nonprod repository, deleting it and its images included, and every S3
-           action (s3:*) on the bucket and its objects, deleting them included; no prod rights
-  promote  the `production` environment only (`pulumi up --stack prod`): pull from the nonprod
-           repository; push to the prod repository; create, describe and update the prod repository
-           and its lifecycle and repository policies. No ecr:DeleteRepository, no
-           ecr:BatchDeleteImage, no ecr:DeleteRepositoryPolicy, no S3, and KMS only as ECR's
-           encryption needs it (kms:CreateGrant and kms:DescribeKey via ECR)
-No role has IAM rights, so none can widen its own permissions (an administrator applies changes to
-these roles). An AWS account has one OIDC provider per URL: create it here (createOidcProvider) or
-reuse it.
+  preview    pull requests and the `drift` environment; read-only: exactly what
+             `pulumi preview --refresh` of both stacks reads (REFRESH_READS), the release guard's
+             ecr:DescribeImages, and s3:GetObject under DVC_Artefacts/ (`dvc pull` of the model)
+  train      any branch; s3:GetObject under new_ML_data/ and DVC_Artefacts/, listing of those two
+             prefixes. It cannot write the DVC remote
+  dvc-write  the deploy branch only (main): what train has plus s3:PutObject under DVC_Artefacts/,
+             the only role that writes the DVC remote
+  deploy     the deploy branch only (`pulumi up --stack nonprod`, then the release evidence):
+             pull, push and read on the nonprod repository, s3:GetObject and listing of
+             DVC_Artefacts/. No repository policy, tag mutability, lifecycle or delete rights, no
+             bucket settings, no object-version deletes; an explicit deny says so
+  promote    the `production` environment only (`pulumi up --stack prod`): pull from nonprod
+             (its `verified-<version>` evidence included), pull and push to prod. No repository
+             settings and no deletes (explicit deny), no S3
+No role has IAM rights, so none can widen its own permissions; none can change bucket or repository
+settings either: an administrator applies those with their own credentials (docs/deploying.md).
+An AWS account has one OIDC provider per URL: create it here (createOidcProvider) or reuse it.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.bucket import DATA_PREFIX, DVC_PREFIX
+from infra.runtime_policies import NETWORK_LOOKUP_ACTIONS, runtime_base_name
 
 GITHUB_OIDC_HOST: Final = "token.actions.githubusercontent.com"
 AUDIENCE: Final = "sts.amazonaws.com"
 PRODUCTION_ENVIRONMENT: Final = "production"
+DRIFT_ENVIRONMENT: Final = "drift"
 MAX_SESSION_SECONDS: Final = 3600
 
 
@@ -62,28 +65,123 @@ PUSH_ACTIONS: Final = (
     "ecr:PutImage",
     "ecr:UploadLayerPart",
 )
-# What `pulumi up --stack prod` does to the prod repository (infra/components/repository.py):
-# create it, read it back, update its settings, and put its lifecycle and repository policies.
-# ecr:SetRepositoryPolicy is needed because the stack creates the repository policy (the one with
-# the DenyImageDeletion statement) and must be able to update it; there is no delete counterpart.
-PROD_REPOSITORY_ACTIONS: Final = (
-    "ecr:CreateRepository",
+# Reading a repository's settings and scan results (no change to any of them).
+REPOSITORY_READ_ACTIONS: Final = (
+    "ecr:DescribeImageScanFindings",
     "ecr:DescribeRepositories",
     "ecr:GetLifecyclePolicy",
     "ecr:GetRepositoryPolicy",
     "ecr:ListImages",
     "ecr:ListTagsForResource",
-    "ecr:PutImageScanningConfiguration",
-    "ecr:PutImageTagMutability",
-    "ecr:PutLifecyclePolicy",
-    "ecr:SetRepositoryPolicy",
 )
-# Never for promote: deleting the prod repository, its images or its deletion guard.
+# What `pulumi refresh` reads for each resource type the stacks hold (pulumi-aws v7 reads each
+# resource back with these calls). tests/infra check that every type the program creates is here
+# and that the preview role is granted every action, so refresh never stops on AccessDenied.
+REFRESH_READS: Final[dict[str, tuple[str, ...]]] = {
+    "aws:s3/bucket:Bucket": (
+        "s3:GetAccelerateConfiguration",
+        "s3:GetBucketAcl",
+        "s3:GetBucketCORS",
+        "s3:GetBucketLocation",
+        "s3:GetBucketLogging",
+        "s3:GetBucketObjectLockConfiguration",
+        "s3:GetBucketPolicy",
+        "s3:GetBucketRequestPayment",
+        "s3:GetBucketTagging",
+        "s3:GetBucketVersioning",
+        "s3:GetBucketWebsite",
+        "s3:GetEncryptionConfiguration",
+        "s3:GetLifecycleConfiguration",
+        "s3:GetReplicationConfiguration",
+        "s3:ListBucket",
+    ),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ("s3:GetBucketOwnershipControls",),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ("s3:GetBucketPublicAccessBlock",),
+    "aws:s3/bucketVersioning:BucketVersioning": ("s3:GetBucketVersioning",),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "s3:GetEncryptionConfiguration",
+    ),
+    "aws:s3/bucketPolicy:BucketPolicy": ("s3:GetBucketPolicy",),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (
+        "s3:GetLifecycleConfiguration",
+    ),
+    "aws:s3/bucketObjectv2:BucketObjectv2": ("s3:GetObject", "s3:GetObjectTagging"),
+    "aws:ecr/repository:Repository": ("ecr:DescribeRepositories", "ecr:ListTagsForResource"),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": ("ecr:GetLifecyclePolicy",),
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": ("ecr:GetRepositoryPolicy",),
+    "aws:iam/role:Role": (
+        "iam:GetRole",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListRolePolicies",
+    ),
+    "aws:iam/rolePolicy:RolePolicy": ("iam:GetRolePolicy",),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("iam:GetOpenIDConnectProvider",),
+    # The built image is read back from the registry with the ambient Docker login.
+    "docker-build:index:Image": ("ecr:GetAuthorizationToken", *PULL_ACTIONS),
+    # The runtime (infra/components/runtime.py). These describe calls take no resource but "*".
+    "aws:ecs/cluster:Cluster": ("ecs:DescribeClusters", "ecs:ListTagsForResource"),
+    "aws:ecs/service:Service": ("ecs:DescribeServices", "ecs:ListTagsForResource"),
+    "aws:ecs/taskDefinition:TaskDefinition": (
+        "ecs:DescribeTaskDefinition",
+        "ecs:ListTagsForResource",
+    ),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs:DescribeLogGroups", "logs:ListTagsForResource"),
+    "aws:ec2/securityGroup:SecurityGroup": ("ec2:DescribeSecurityGroups",),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (
+        "ec2:DescribeSecurityGroupRules",
+    ),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": ("ec2:DescribeSecurityGroupRules",),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("ec2:DescribePrefixLists", "ec2:DescribeVpcEndpoints"),
+    "aws:lb/loadBalancer:LoadBalancer": (
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeTags",
+    ),
+    "aws:lb/targetGroup:TargetGroup": (
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        "elasticloadbalancing:DescribeTargetGroups",
+    ),
+    "aws:lb/listener:Listener": (
+        "elasticloadbalancing:DescribeListenerAttributes",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeTags",
+    ),
+    "aws:appautoscaling/target:Target": (
+        "application-autoscaling:DescribeScalableTargets",
+        "application-autoscaling:ListTagsForResource",
+    ),
+    "aws:appautoscaling/policy:Policy": ("application-autoscaling:DescribeScalingPolicies",),
+}
+# Resource types whose reads are account-wide (no resource-level permissions): the runtime's.
+RUNTIME_READ_SERVICES: Final = ("ecs:", "logs:", "ec2:", "elasticloadbalancing:", "application-")
+# Never for deploy (main): rights that would weaken the bucket or the registry, or destroy data.
+DEPLOY_DENIED_ACTIONS: Final = (
+    "ecr:BatchDeleteImage",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:DeleteRepository",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:PutImageTagMutability",
+    "ecr:SetRepositoryPolicy",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:DeleteObjectVersion",
+    "s3:PutBucketAcl",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+)
+# Never for promote (production): deleting from prod or changing its repository's guards.
 PROMOTE_DENIED_ACTIONS: Final = (
     "ecr:BatchDeleteImage",
     "ecr:DeleteLifecyclePolicy",
     "ecr:DeleteRepository",
     "ecr:DeleteRepositoryPolicy",
+    "ecr:PutImageTagMutability",
+    "ecr:PutLifecyclePolicy",
+    "ecr:SetRepositoryPolicy",
 )
 
 
@@ -113,7 +211,16 @@ def _document(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
-def preview_policy(bucket: str, repository_arns: list[str]) -> str:
+def _reads_of(types: list[str]) -> list[str]:
+    return sorted({action for kind in types for action in REFRESH_READS[kind]})
+
+
+BUCKET_OBJECT: Final = "aws:s3/bucketObjectv2:BucketObjectv2"
+
+
+def preview_policy(bucket: str, repository_arns: list[str], account: str, name_prefix: str) -> str:
+    """Read-only: what `pulumi preview --refresh` of both stacks and the model pull read."""
+    object_reads = list(REFRESH_READS[BUCKET_OBJECT])
     return _document(
         [
             {
@@ -125,32 +232,56 @@ def preview_policy(bucket: str, repository_arns: list[str]) -> str:
             {
                 "Sid": "ReadRepositories",
                 "Effect": "Allow",
-                "Action": [
-                    "ecr:DescribeRepositories",
-                    "ecr:DescribeImages",
-                    "ecr:ListImages",
-                    "ecr:GetLifecyclePolicy",
-                    "ecr:GetRepositoryPolicy",
-                    "ecr:ListTagsForResource",
-                ],
+                "Action": sorted(set(PULL_ACTIONS + REPOSITORY_READ_ACTIONS)),
                 "Resource": repository_arns,
             },
             {
                 "Sid": "ReadBucketSettings",
                 "Effect": "Allow",
-                "Action": [
-                    "s3:GetBucket*",
-                    "s3:GetEncryptionConfiguration",
-                    "s3:GetLifecycleConfiguration",
-                    "s3:ListBucket",
-                ],
+                "Action": _reads_of(
+                    [k for k in REFRESH_READS if k.startswith("aws:s3/") and k != BUCKET_OBJECT]
+                ),
                 "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
+                "Sid": "ReadPrefixObjects",
+                "Effect": "Allow",
+                "Action": object_reads,
+                "Resource": [f"arn:aws:s3:::{bucket}/{DATA_PREFIX}"],
             },
             {
                 "Sid": "PullModel",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject"],
+                "Action": object_reads,
                 "Resource": f"arn:aws:s3:::{bucket}/{DVC_PREFIX}*",
+            },
+            {
+                "Sid": "ReadRoles",
+                "Effect": "Allow",
+                "Action": _reads_of([k for k in REFRESH_READS if k.startswith("aws:iam/")]),
+                "Resource": [
+                    f"arn:aws:iam::{account}:role/{name_prefix}-github-*",
+                    f"arn:aws:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}",
+                    # The runtime's task and task execution roles of both stacks.
+                    *(
+                        f"arn:aws:iam::{account}:role/{runtime_base_name(name_prefix, stack)}-task*"
+                        for stack in ("nonprod", "prod")
+                    ),
+                ],
+            },
+            {
+                "Sid": "ReadRuntimes",
+                "Effect": "Allow",
+                "Action": sorted(
+                    {*NETWORK_LOOKUP_ACTIONS}
+                    | {
+                        action
+                        for actions in REFRESH_READS.values()
+                        for action in actions
+                        if action.startswith(RUNTIME_READ_SERVICES)
+                    }
+                ),
+                "Resource": "*",
             },
         ]
     )
@@ -165,7 +296,9 @@ def listable_prefixes() -> list[str]:
     ]
 
 
-def train_policy(bucket: str) -> str:
+def train_policy(bucket: str, write_dvc_remote: bool = False) -> str:
+    """Training: read the data and the DVC remote; write the remote only for dvc-write (main)."""
+    dvc_actions = ["s3:GetObject", "s3:PutObject"] if write_dvc_remote else ["s3:GetObject"]
     return _document(
         [
             {
@@ -182,27 +315,22 @@ def train_policy(bucket: str) -> str:
                 "Resource": f"arn:aws:s3:::{bucket}/{DATA_PREFIX}*",
             },
             {
-                "Sid": "ReadWriteDvcRemote",
+                "Sid": "WriteDvcRemote" if write_dvc_remote else "ReadDvcRemote",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Action": dvc_actions,
                 "Resource": f"arn:aws:s3:::{bucket}/{DVC_PREFIX}*",
             },
         ]
     )
 
 
-def ecr_encryption_statement(region: str) -> dict[str, Any]:
-    """KMS as ECR needs it to create a KMS-encrypted repository (AWS managed key), via ECR only."""
-    return {
-        "Sid": "EcrRepositoryEncryption",
-        "Effect": "Allow",
-        "Action": ["kms:CreateGrant", "kms:DescribeKey"],
-        "Resource": "*",
-        "Condition": {"StringEquals": {"kms:ViaService": f"ecr.{region}.amazonaws.com"}},
-    }
+def _deny(sid: str, actions: tuple[str, ...]) -> dict[str, Any]:
+    # Resource "*" and explicit: a broader policy attached later cannot grant these either.
+    return {"Sid": sid, "Effect": "Deny", "Action": list(actions), "Resource": "*"}
 
 
-def deploy_policy(bucket: str, nonprod_repository_arn: str, region: str) -> str:
+def deploy_policy(bucket: str, nonprod_repository_arn: str) -> str:
+    """Publish to nonprod: push and read images, pull the model; change no settings."""
     return _document(
         [
             {
@@ -212,23 +340,33 @@ def deploy_policy(bucket: str, nonprod_repository_arn: str, region: str) -> str:
                 "Resource": "*",
             },
             {
-                "Sid": "AllEcrActionsOnNonprodRepository",
+                "Sid": "PublishToNonprod",
                 "Effect": "Allow",
-                "Action": ["ecr:*"],
+                "Action": sorted(set(PULL_ACTIONS + PUSH_ACTIONS + REPOSITORY_READ_ACTIONS)),
                 "Resource": nonprod_repository_arn,
             },
-            ecr_encryption_statement(region),
             {
-                "Sid": "AllS3ActionsOnBucket",
+                "Sid": "ListDvcRemote",
                 "Effect": "Allow",
-                "Action": ["s3:*"],
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Action": ["s3:ListBucket"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {
+                    "StringLike": {"s3:prefix": [f"{DVC_PREFIX}*", DVC_PREFIX.rstrip("/")]}
+                },
             },
+            {
+                "Sid": "PullModel",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/{DVC_PREFIX}*",
+            },
+            _deny("NeverWeakenOrDestroy", DEPLOY_DENIED_ACTIONS),
         ]
     )
 
 
-def promote_policy(nonprod_repository_arn: str, prod_repository_arn: str, region: str) -> str:
+def promote_policy(nonprod_repository_arn: str, prod_repository_arn: str) -> str:
+    """Promote to prod: pull nonprod, push prod; no settings, no deletes."""
     return _document(
         [
             {
@@ -246,35 +384,23 @@ def promote_policy(nonprod_repository_arn: str, prod_repository_arn: str, region
             {
                 "Sid": "PushToProd",
                 "Effect": "Allow",
-                "Action": sorted(PULL_ACTIONS + PUSH_ACTIONS),
+                "Action": sorted({*PULL_ACTIONS, *PUSH_ACTIONS, "ecr:DescribeRepositories"}),
                 "Resource": prod_repository_arn,
             },
-            {
-                "Sid": "ProdRepositoryStack",
-                "Effect": "Allow",
-                "Action": list(PROD_REPOSITORY_ACTIONS),
-                "Resource": prod_repository_arn,
-            },
-            ecr_encryption_statement(region),
-            {
-                # Explicit, so a broader policy attached later cannot grant these either.
-                "Sid": "NeverDeleteFromProd",
-                "Effect": "Deny",
-                "Action": list(PROMOTE_DENIED_ACTIONS),
-                "Resource": prod_repository_arn,
-            },
+            _deny("NeverDeleteOrUnguardProd", PROMOTE_DENIED_ACTIONS),
         ]
     )
 
 
 class GithubOidc(pulumi.ComponentResource):
-    """The OIDC provider (when asked) and the preview, train, deploy and promote roles."""
+    """The OIDC provider (when asked) and the preview, train, dvc-write, deploy, promote roles."""
 
     provider_arn: pulumi.Output[str]
     preview_role: aws.iam.Role
     train_role: aws.iam.Role
     deploy_role: aws.iam.Role
     promote_role: aws.iam.Role
+    dvc_write_role: aws.iam.Role
 
     def __init__(
         self, name: str, args: GithubOidcArgs, opts: pulumi.ResourceOptions | None = None
@@ -311,28 +437,39 @@ class GithubOidc(pulumi.ComponentResource):
         repository_arns = pulumi.Output.all(nonprod_arn, prod_arn)
 
         repo = args.github_repository
+        main = f"repo:{repo}:ref:refs/heads/{args.deploy_branch}"
         roles = {
             "preview": (
-                [f"repo:{repo}:pull_request"],
-                repository_arns.apply(lambda arns: preview_policy(args.bucket_name, arns)),
-                "read-only: pulumi preview of both stacks on pull requests",
+                [f"repo:{repo}:pull_request", f"repo:{repo}:environment:{DRIFT_ENVIRONMENT}"],
+                pulumi.Output.all(repository_arns, account_id).apply(
+                    lambda values: preview_policy(
+                        args.bucket_name, values[0], values[1], args.name_prefix
+                    )
+                ),
+                "read-only: pulumi preview --refresh of both stacks (pull requests, drift check)",
             ),
             "train": (
                 [f"repo:{repo}:ref:refs/heads/*"],
                 pulumi.Output.from_input(train_policy(args.bucket_name)),
-                "training: read new_ML_data/, read and write the DVC remote",
+                "training on any branch: read new_ML_data/ and the DVC remote, write nothing",
+            ),
+            "dvc-write": (
+                [main],
+                pulumi.Output.from_input(train_policy(args.bucket_name, write_dvc_remote=True)),
+                f"training on {args.deploy_branch}: read new_ML_data/, read and write the DVC "
+                "remote",
             ),
             "deploy": (
-                [f"repo:{repo}:ref:refs/heads/{args.deploy_branch}"],
-                nonprod_arn.apply(lambda arn: deploy_policy(args.bucket_name, arn, args.region)),
-                f"pulumi up of nonprod from branch {args.deploy_branch}: all of ECR on the nonprod "
-                "repository, all of S3 on the bucket",
+                [main],
+                nonprod_arn.apply(lambda arn: deploy_policy(args.bucket_name, arn)),
+                f"pulumi up of nonprod from branch {args.deploy_branch}: push to and read the "
+                "nonprod repository, pull the model; no settings, no deletes",
             ),
             "promote": (
                 [f"repo:{repo}:environment:{PRODUCTION_ENVIRONMENT}"],
-                repository_arns.apply(lambda arns: promote_policy(arns[0], arns[1], args.region)),
+                repository_arns.apply(lambda arns: promote_policy(arns[0], arns[1])),
                 f"pulumi up of prod from environment {PRODUCTION_ENVIRONMENT}: pull nonprod, "
-                "push and update the prod repository, never delete",
+                "push prod; no settings, no deletes",
             ),
         }
         created: dict[str, aws.iam.Role] = {}
@@ -349,6 +486,8 @@ class GithubOidc(pulumi.ComponentResource):
             )
             aws.iam.RolePolicy(
                 f"{name}-{purpose}-permissions",
+                # A plain name, so the policy rules can tell the role's purpose during a preview.
+                name=f"{args.name_prefix}-github-{purpose}-permissions",
                 role=role.id,
                 policy=permissions,
                 opts=child,
@@ -358,6 +497,7 @@ class GithubOidc(pulumi.ComponentResource):
         self.train_role = created["train"]
         self.deploy_role = created["deploy"]
         self.promote_role = created["promote"]
+        self.dvc_write_role = created["dvc-write"]
 
         self.register_outputs(
             {
@@ -365,5 +505,6 @@ class GithubOidc(pulumi.ComponentResource):
                 "trainRoleArn": self.train_role.arn,
                 "deployRoleArn": self.deploy_role.arn,
                 "promoteRoleArn": self.promote_role.arn,
+                "dvcWriteRoleArn": self.dvc_write_role.arn,
             }
         )

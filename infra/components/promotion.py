@@ -18,6 +18,7 @@ import pulumi
 import pulumi_command as command
 
 from infra.errors import PromotionCheckError
+from infra.paths import portable_python, relative_location
 from infra.promote import PromotionError, PromotionReport, parse_report
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -113,17 +114,17 @@ class Promotion(pulumi.ComponentResource):
                 args.version, args.rollback, args.source_stack, values[0], values[1]
             )
         )
+        # Both relative to where Pulumi runs (infra/): another checkout path re-runs nothing.
+        python = portable_python(args.python, args.workdir)
         create = pulumi.Output.all(
             args.source_repository_url, args.destination_repository_url, digest_to_copy
         ).apply(
-            lambda values: promote_command(
-                args.python, values[0], values[1], args.version, values[2]
-            )
+            lambda values: promote_command(python, values[0], values[1], args.version, values[2])
         )
         self.command = command.local.Command(
             name,
             create=create,
-            dir=str(args.workdir),
+            dir=relative_location(args.workdir),
             # No `delete` command: forgetting a promotion must never delete a release from prod.
             # No credentials in `environment` either: infra.promote fetches a short-lived ECR token
             # itself, so none lands in the stack state and a fresh token causes no re-run.

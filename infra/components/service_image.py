@@ -2,15 +2,23 @@
 
 Order of work, all before the build starts: the model files are verified against models/model.json,
 the build context is fingerprinted, and the version tag is looked up in the repository so that new
-content under an already published version fails with a request to bump the version. Registry
-credentials come from an ECR token fetched for this resource only (credentials on a provider make
-every preview show a diff). During a preview nothing is built or pushed.
+content under an already published version fails with a request to bump the version. During a
+preview nothing is built or pushed.
+
+Checkout-independent: the build context and Dockerfile are given to the build relative to the
+program's working directory (infra/, where Pulumi runs both the program and its providers), so
+another checkout path (a laptop, another runner) gives the same inputs. When the release guard
+finds `v<version>` already holding these exact inputs (`is_rerun`), nothing is built at all: the
+published digest is adopted. The built image is retained on delete: dropping the resource (a
+re-run adopting it, a destroy) never removes a published release from the registry.
+
+No registry credentials are inputs: the build pushes with the ambient Docker login (`docker login`
+to ECR before `pulumi up`, as the publish workflow does), so no ECR token lands in the stack state.
 
 Nothing commit-specific is an input of the build: its tags are `v<version>` and `inputs-<hash>`
-only, and no label names the commit. So a new commit with the same build inputs gives the same
-image resource: nothing is rebuilt, and nothing is pushed to the immutable `v<version>` tag. The
-git-sha tag is added after the push, by digest (`python -m infra.tag_image`, a Command that re-runs
-when the digest or the commit changes), which never changes the image or its digest.
+only, and no label names the commit. The git-sha tag is added after the push, by digest
+(`python -m infra.tag_image`, a Command that re-runs when the digest or the commit changes), which
+never changes the image or its digest.
 """
 
 from __future__ import annotations
@@ -21,14 +29,14 @@ from pathlib import Path
 from typing import Final
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_docker_build as docker_build
 
 from infra.build_context import context_fingerprint, verify_model_artefacts
 from infra.components.repository import ImageRepository
 from infra.errors import ReleaseError
-from infra.release import ImageLookup, Release, already_published
+from infra.paths import portable_python, relative_location
+from infra.release import ImageLookup, PublishedImage, Release, find_published
 
 PLATFORM: Final = docker_build.Platform.LINUX_AMD64
 
@@ -66,11 +74,12 @@ def tag_command(python: str, repository: str, region: str, digest: str, tag: str
 
 
 class ServiceImage(pulumi.ComponentResource):
-    """Build and push one release of the service image; expose its digest."""
+    """Build and push one release of the service image (or adopt it); expose its digest."""
 
     release: Release
     is_rerun: bool
-    image: docker_build.Image
+    published: PublishedImage | None
+    image: docker_build.Image | None
     commit_tag: command.local.Command
     digest: pulumi.Output[str]
     image_ref: pulumi.Output[str]
@@ -90,59 +99,58 @@ class ServiceImage(pulumi.ComponentResource):
             git_sha=args.git_sha,
             context_fingerprint=context_fingerprint(args.context_dir, args.dockerfile),
         )
-        self.is_rerun = already_published(args.repository_name, self.release, args.lookup)
-        if self.is_rerun:
+        self.published = find_published(args.repository_name, self.release, args.lookup)
+        self.is_rerun = self.published is not None
+        url = args.repository.url
+        command_dir = relative_location(args.context_dir)
+
+        if self.published is not None:
             pulumi.log.info(
                 f"{args.repository_name}:{self.release.version_tag} already holds these build "
-                "inputs; nothing new to push",
+                f"inputs ({self.published.digest}); adopting it, nothing is built or pushed",
                 resource=self,
             )
-
-        token = aws.ecr.get_authorization_token_output(
-            registry_id=args.repository.registry_id,
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        )
-        url = args.repository.url
-        self.image = docker_build.Image(
-            name,
-            context=docker_build.BuildContextArgs(location=str(args.context_dir)),
-            dockerfile=docker_build.DockerfileArgs(location=str(args.dockerfile)),
-            platforms=[PLATFORM],
-            tags=[url.apply(lambda base, tag=tag: f"{base}:{tag}") for tag in self.release.tags],
-            labels={
-                "org.opencontainers.image.title": "predict_buy_app",
-                "org.opencontainers.image.version": self.release.version,
-                # No org.opencontainers.image.revision: a commit label would change the image
-                # config, so its digest, on every commit, and the immutable v<version> tag would
-                # refuse the push. The commit is the git-sha tag, added below by digest.
-            },
-            push=True,
-            # Previews never push; with this they do not build either, so a preview needs no
-            # Docker daemon and never shows a push.
-            build_on_preview=False,
-            registries=[
-                docker_build.RegistryArgs(
-                    address=url,
-                    username=token.user_name,
-                    password=pulumi.Output.secret(token.password),
-                )
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.digest = self.image.digest
-        self.image_ref = pulumi.Output.concat(url, "@", self.image.digest)
+            self.image = None
+            self.digest = pulumi.Output.from_input(self.published.digest)
+        else:
+            self.image = docker_build.Image(
+                name,
+                context=docker_build.BuildContextArgs(location=command_dir),
+                dockerfile=docker_build.DockerfileArgs(location=relative_location(args.dockerfile)),
+                platforms=[PLATFORM],
+                tags=[
+                    url.apply(lambda base, tag=tag: f"{base}:{tag}") for tag in self.release.tags
+                ],
+                labels={
+                    "org.opencontainers.image.title": "predict_buy_app",
+                    "org.opencontainers.image.version": self.release.version,
+                    # No org.opencontainers.image.revision: a commit label would change the image
+                    # config, so its digest, on every commit, and the immutable v<version> tag
+                    # would refuse the push. The commit is the git-sha tag, added below by digest.
+                },
+                push=True,
+                # Previews never push; with this they do not build either, so a preview needs no
+                # Docker daemon and never shows a push.
+                build_on_preview=False,
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            )
+            self.digest = self.image.digest
+        self.image_ref = pulumi.Output.concat(url, "@", self.digest)
 
         # The commit's tag, on the pushed digest. No `delete`: forgetting it removes no image.
+        python = portable_python(args.python, args.context_dir)
         self.commit_tag = command.local.Command(
             f"{name}-commit-tag",
             create=self.digest.apply(
                 lambda digest: tag_command(
-                    args.python, args.repository_name, args.region, digest, self.release.commit_tag
+                    python, args.repository_name, args.region, digest, self.release.commit_tag
                 )
             ),
-            dir=str(args.context_dir),
+            dir=command_dir,
             triggers=[self.digest, self.release.commit_tag],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.image]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.image] if self.image is not None else []
+            ),
         )
 
         self.register_outputs({"digest": self.digest, "imageRef": self.image_ref})

@@ -17,14 +17,26 @@ Resource rules (inputs of one resource):
   prod-protected             a .../prod/... repository is protected and never force-deleted
   github-oidc-trust-pinned   a role trusting GitHub requires audience sts.amazonaws.com and
                              subjects of one named repository
+  s3-bucket-protected        the data bucket is `protect`ed: a destroy cannot delete it
+  iam-deploy-least-privilege the deploy role's policy allows none of DEPLOY_DENIED_ACTIONS
+                             (object-version deletes, bucket settings and deletion, repository
+                             policy, tag mutability), not even through a wildcard
+  iam-promote-least-privilege the promote role's policy allows none of PROMOTE_DENIED_ACTIONS
+  iam-preview-read-only      the preview role's policy allows only reads (Get/List/Describe/...)
 Stack rules (all resources):
   s3-bucket-complete         every bucket has each of the settings above and a lifecycle
   ecr-lifecycle-present      every repository has a lifecycle that expires untagged images and
                              keeps a bounded number of v* releases
+  dvc-remote-writers         only roles trusting the deploy branch (refs/heads/main) or the
+                             production environment may write under DVC_Artefacts/
+Role policies are told apart by their plain name, `<prefix>-github-<purpose>-permissions` (and
+`<prefix>-github-<purpose>-runtime-permissions` for the runtime's), which is known in a preview (the
+role's id is not until it exists).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -51,6 +63,38 @@ BUCKET_LIFECYCLE: Final = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleCo
 REPOSITORY: Final = "aws:ecr/repository:Repository"
 REPOSITORY_LIFECYCLE: Final = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
 ROLE: Final = "aws:iam/role:Role"
+ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
+DVC_PREFIX: Final = "DVC_Artefacts/"
+# Kept here as data (the pack must not import the components): tests check they equal
+# infra.components.github_oidc's lists, so the role and its rule cannot drift apart.
+DEPLOY_DENIED_ACTIONS: Final = (
+    "ecr:BatchDeleteImage",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:DeleteRepository",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:PutImageTagMutability",
+    "ecr:SetRepositoryPolicy",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:DeleteObjectVersion",
+    "s3:PutBucketAcl",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+)
+PROMOTE_DENIED_ACTIONS: Final = (
+    "ecr:BatchDeleteImage",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:DeleteRepository",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:PutImageTagMutability",
+    "ecr:PutLifecyclePolicy",
+    "ecr:SetRepositoryPolicy",
+)
+READ_ONLY_ACTION = re.compile(r"^[a-z0-9-]+:(Get|List|Describe|BatchGet|BatchCheck)[A-Za-z*]*$")
+DVC_WRITERS = re.compile(r"^repo:[^:]+/[^:]+:(ref:refs/heads/main|environment:production)$")
 
 KMS_ALGORITHMS: Final = ("aws:kms", "aws:kms:dsse")
 PUBLIC_ACCESS_FLAGS: Final = (
@@ -314,6 +358,144 @@ def check_repository_lifecycle(
             )
 
 
+def check_bucket_protected(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The data bucket must be protected, so `pulumi destroy` cannot delete the data."""
+    if not args.opts.protect:
+        report_violation(
+            f"bucket {args.props.get('bucket')} holds the data and the DVC remote: set "
+            "protect=True so a destroy cannot delete it",
+            None,
+        )
+
+
+def allows(document: Any, action: str) -> bool:
+    """Whether the policy allows `action` (wildcards and NotAction included; Deny on * wins)."""
+    wanted = action.lower()
+
+    def matches(patterns: Any) -> bool:
+        return any(fnmatch.fnmatchcase(wanted, str(p).lower()) for p in _as_list(patterns))
+
+    statements = _statements(_document(document))
+    for statement in statements:
+        denied_everywhere = "*" in _as_list(statement.get("Resource"))
+        if (
+            statement.get("Effect") == "Deny"
+            and denied_everywhere
+            and matches(statement.get("Action"))
+        ):
+            return False
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        if "Action" in statement and matches(statement.get("Action")):
+            return True
+        if "NotAction" in statement and not matches(statement.get("NotAction")):
+            return True
+    return False
+
+
+# `<prefix>-github-<purpose>-permissions`, or `...-<purpose>-runtime-permissions` (the runtime's).
+_ROLE_POLICY_NAME = re.compile(
+    r"(?P<role>.+-github-(?P<purpose>[a-z-]+?))(?:-runtime)?-permissions"
+)
+
+
+def _purpose(args: ResourceValidationArgs) -> str:
+    match = _ROLE_POLICY_NAME.fullmatch(str(args.props.get("name") or ""))
+    return match.group("purpose") if match else ""
+
+
+def _forbid(purpose: str, denied: tuple[str, ...]) -> ResourceRule:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if _purpose(args) != purpose:
+            return
+        granted = [action for action in denied if allows(args.props.get("policy"), action)]
+        if granted:
+            report_violation(
+                f"the {purpose} role's policy allows {', '.join(granted)}; it must not (least "
+                "privilege: an administrator makes those changes)",
+                None,
+            )
+
+    validate.__doc__ = f"The {purpose} role's policy allows none of its denied actions."
+    return validate
+
+
+check_deploy_least_privilege = _forbid("deploy", DEPLOY_DENIED_ACTIONS)
+check_promote_least_privilege = _forbid("promote", PROMOTE_DENIED_ACTIONS)
+
+
+def _allowed_actions(document: Any) -> list[str]:
+    found: list[str] = []
+    for statement in _statements(_document(document)):
+        if statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            found.append("NotAction:" + ",".join(map(str, _as_list(statement["NotAction"]))))
+        found.extend(str(a) for a in _as_list(statement.get("Action")))
+    return found
+
+
+def check_preview_read_only(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """The preview role (pull requests, drift check) may only read."""
+    if _purpose(args) != "preview":
+        return
+    writes = [
+        a for a in _allowed_actions(args.props.get("policy")) if not READ_ONLY_ACTION.match(a)
+    ]
+    # Pulling an image needs a registry token; it grants nothing by itself.
+    writes = [a for a in writes if a != "ecr:GetAuthorizationToken"]
+    if writes:
+        report_violation(f"the preview role must be read-only, but it allows {writes}", None)
+
+
+def _github_subjects(role: Any) -> list[str]:
+    subjects: list[str] = []
+    for statement in _statements(_document(role.props.get("assumeRolePolicy"))):
+        condition = statement.get("Condition") or {}
+        for operator in ("StringEquals", "StringLike"):
+            subjects += map(
+                str, _as_list((condition.get(operator) or {}).get(f"{GITHUB_OIDC_HOST}:sub"))
+            )
+    return subjects
+
+
+def writes_dvc_remote(document: Any) -> bool:
+    """Whether the policy allows s3:PutObject on objects under DVC_Artefacts/."""
+    for statement in _statements(_document(document)):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [str(a).lower() for a in _as_list(statement.get("Action"))]
+        if not any(fnmatch.fnmatchcase("s3:putobject", a) for a in actions):
+            continue
+        for resource in map(str, _as_list(statement.get("Resource"))):
+            key = resource.split(":::", 1)[-1].partition("/")[2] if ":::" in resource else "*"
+            if resource == "*" or fnmatch.fnmatchcase(f"{DVC_PREFIX}model", key):
+                return True
+    return False
+
+
+def check_dvc_remote_writers(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Only roles trusting main or the production environment may write the DVC remote."""
+    roles = {str(r.props.get("name")): r for r in args.resources if r.resource_type == ROLE}
+    for policy in (r for r in args.resources if r.resource_type == ROLE_POLICY):
+        if not writes_dvc_remote(policy.props.get("policy")):
+            continue
+        match = _ROLE_POLICY_NAME.fullmatch(str(policy.props.get("name") or ""))
+        role = roles.get(match.group("role")) if match else None
+        if role is None:
+            continue  # not a GitHub role of this program
+        others = [s for s in _github_subjects(role) if not DVC_WRITERS.fullmatch(s)]
+        if others:
+            report_violation(
+                f"role {role.props.get('name')} writes {DVC_PREFIX} but trusts {others}; only the "
+                "deploy branch (main) or the production environment may write the DVC remote",
+                policy.urn,
+            )
+
+
 MANDATORY = EnforcementLevel.MANDATORY
 
 RESOURCE_RULES: Final[dict[str, tuple[str, str, ResourceRule]]] = {
@@ -344,6 +526,22 @@ RESOURCE_RULES: Final[dict[str, tuple[str, str, ResourceRule]]] = {
         "GitHub OIDC trust is pinned to one repository.",
         check_github_trust,
     ),
+    "s3-bucket-protected": (BUCKET, "The data bucket is protected.", check_bucket_protected),
+    "iam-deploy-least-privilege": (
+        ROLE_POLICY,
+        "The deploy role cannot weaken or delete the bucket or the registry.",
+        check_deploy_least_privilege,
+    ),
+    "iam-promote-least-privilege": (
+        ROLE_POLICY,
+        "The promote role cannot delete from prod or change its repository's guards.",
+        check_promote_least_privilege,
+    ),
+    "iam-preview-read-only": (
+        ROLE_POLICY,
+        "The preview role only reads.",
+        check_preview_read_only,
+    ),
 }
 
 STACK_RULES: Final[dict[str, tuple[str, StackRule]]] = {
@@ -355,6 +553,10 @@ STACK_RULES: Final[dict[str, tuple[str, StackRule]]] = {
     "ecr-lifecycle-present": (
         "Every repository has a lifecycle expiring untagged images and old releases.",
         check_repository_lifecycle,
+    ),
+    "dvc-remote-writers": (
+        "Only main or the production environment may write the DVC remote.",
+        check_dvc_remote_writers,
     ),
 }
 
@@ -385,7 +587,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
     return built
 
 
-# -- Runtime (issue 13): ECS Fargate behind an Application Load Balancer ------------------------
+# -- Runtime: ECS Fargate behind an Application Load Balancer ------------------------
 # Resource rules:
 #   ecs-image-pinned-by-digest   every container image of a task definition is repository@sha256:
 #   ecs-no-public-ip             a service never gives its tasks a public IP

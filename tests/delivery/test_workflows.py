@@ -33,10 +33,26 @@ TABLE_ROW = re.compile(
     r"^\|\s*(?P<action>[\w.-]+/[\w.-]+)\s*\|\s*(?P<tag>v[\d.]+)\s*\|\s*(?P<sha>[0-9a-f]{40})\s*\|"
 )
 VARIABLE = re.compile(r"\bvars\.([A-Z][A-Z0-9_]*)")
-# Optional variables: the workflows fall back to a default when they are empty.
-OPTIONAL_VARIABLES = {"PULUMI_TOKEN_TYPE", "PULUMI_TOKEN_SCOPE"}
+# Optional variables: the workflows fall back to a default when they are empty (none now: every
+# Pulumi token is a team token named by its own variable).
+OPTIONAL_VARIABLES: set[str] = set()
 SETTINGS_STEP = "Check the repository settings"
-EXPECTED_WORKFLOWS = {"checks.yml", "preview.yml", "train.yml", "publish.yml", "promote.yml"}
+EXPECTED_WORKFLOWS = {
+    "checks.yml",
+    "preview.yml",
+    "train.yml",
+    "publish.yml",
+    "promote.yml",
+    "drift.yml",
+}
+# The checks branch protection requires (docs/delivery.md, step 5), by their reported names.
+REQUIRED_CHECKS = {
+    ("checks.yml", "lint"): "lint (ruff)",
+    ("checks.yml", "delivery-lint"): "lint (Dockerfile, workflows)",
+    ("checks.yml", "test"): "test (make test)",
+    ("preview.yml", "preview-nonprod"): "pulumi preview (nonprod)",
+    ("preview.yml", "preview-prod"): "pulumi preview (prod)",
+}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -70,7 +86,7 @@ def all_steps() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def test_the_five_workflows_exist() -> None:
+def test_the_six_workflows_exist() -> None:
     # given / when
     names = {path.name for path in WORKFLOW_FILES}
     # then
@@ -185,17 +201,87 @@ def test_deploys_of_one_stack_are_serialised_and_never_cancelled() -> None:
 
 def test_previews_cover_both_stacks_with_the_policy_pack_and_comment_on_the_pr() -> None:
     # given
-    (name, _job_id, job, step), *others = pulumi_steps("preview")
-    # then
-    assert not others, "expected one preview step, run for each stack by a matrix"
-    assert job["strategy"]["matrix"]["stack"] == ["nonprod", "prod"]
-    assert step["with"]["stack-name"].endswith("/${{ matrix.stack }}")
-    assert step["with"]["policyPacks"] == "infra/policy"
-    assert step["with"]["comment-on-pr"] is True
-    assert not job["concurrency"]["group"].startswith("pulumi-"), (
-        "a preview sharing a deploy's concurrency group could cancel a queued deploy"
+    previews = pulumi_steps("preview")
+    # then one fixed job per stack, each refreshing, with the policy pack and a PR comment
+    assert {(name, job_id) for name, job_id, *_ in previews} == {
+        ("preview.yml", "preview-nonprod"),
+        ("preview.yml", "preview-prod"),
+    }
+    for _name, job_id, job, step in previews:
+        stack = job_id.removeprefix("preview-")
+        assert step["with"]["stack-name"] == f"${{{{ vars.PULUMI_ORG }}}}/{stack}"
+        assert step["with"]["refresh"] is True, "the read-only role refreshes in every preview"
+        assert step["with"]["policyPacks"] == "infra/policy"
+        assert step["with"]["comment-on-pr"] is True
+        assert not job["concurrency"]["group"].startswith("pulumi-"), (
+            "a preview sharing a deploy's concurrency group could cancel a queued deploy"
+        )
+    assert "pull_request_target" not in load(WORKFLOWS_DIR / "preview.yml")["on"]
+
+
+def test_required_checks_have_fixed_names_even_when_skipped() -> None:
+    # given the jobs branch protection requires
+    for (workflow, job_id), name in REQUIRED_CHECKS.items():
+        job = jobs(WORKFLOWS_DIR / workflow)[job_id]
+
+        # then each reports under a fixed name: a skipped matrix job would report its
+        # unexpanded name, and a pull request from a fork could never merge
+        assert job["name"] == name, f"{workflow} {job_id}: named {job['name']!r}"
+        assert "strategy" not in job, f"{workflow} {job_id}: a required check must not be a matrix"
+    doc = DELIVERY_DOC.read_text()
+    for name in REQUIRED_CHECKS.values():
+        assert f"`{name}`" in doc, f"docs/delivery.md does not list the required check {name}"
+
+
+def locked_pulumi_version() -> str:
+    match = re.search(
+        r"^pulumi==(\S+)", (REPO_ROOT / "requirements" / "infra.txt").read_text(), re.M
     )
-    assert "pull_request_target" not in load(WORKFLOWS_DIR / name)["on"]
+    assert match, "pulumi is not pinned in requirements/infra.txt"
+    return match.group(1)
+
+
+def test_the_pulumi_cli_is_pinned_to_the_sdk_in_the_lock() -> None:
+    # given every use of pulumi/actions (it installs the CLI)
+    uses = [
+        (name, job_id, step)
+        for name, job_id, step in all_steps()
+        if action_of(step) == "pulumi/actions"
+    ]
+    # then each installs exactly the CLI release of the locked SDK
+    assert uses
+    for name, job_id, step in uses:
+        version = str(step.get("with", {}).get("pulumi-version", ""))
+        assert version == locked_pulumi_version(), (
+            f"{name} job {job_id} step {step.get('name')!r}: pulumi-version {version!r}, the "
+            f"locked SDK is {locked_pulumi_version()}"
+        )
+
+
+# Which Pulumi team each workflow's OIDC subject maps to (docs/delivery.md, step 1).
+PULUMI_TEAMS = {
+    "preview.yml": "PULUMI_PREVIEW_TEAM",
+    "drift.yml": "PULUMI_PREVIEW_TEAM",
+    "publish.yml": "PULUMI_NONPROD_TEAM",
+    "promote.yml": "PULUMI_PROD_TEAM",
+}
+
+
+def test_pulumi_tokens_are_team_tokens_scoped_per_workflow() -> None:
+    # given every Pulumi Cloud token request
+    requests = [
+        (name, step["with"])
+        for name, _job_id, step in all_steps()
+        if action_of(step) == "pulumi/auth-actions"
+    ]
+    # then none is an organization token: each asks for its own team's
+    assert {name for name, _ in requests} == set(PULUMI_TEAMS)
+    for name, inputs in requests:
+        assert inputs["requested-token-type"] == "urn:pulumi:token-type:access_token:team", name
+        assert inputs["scope"] == f"team:${{{{ vars.{PULUMI_TEAMS[name]} }}}}", name
+    for path in WORKFLOW_FILES:
+        assert "access_token:organization" not in path.read_text(), path.name
+        assert "PULUMI_ACCESS_TOKEN" not in path.read_text(), f"{path.name}: a long-lived token"
 
 
 def test_cloud_credentials_reach_only_trusted_refs() -> None:
@@ -207,21 +293,92 @@ def test_cloud_credentials_reach_only_trusted_refs() -> None:
     }
     publish = jobs(WORKFLOWS_DIR / "publish.yml")["publish"]
     promote = jobs(WORKFLOWS_DIR / "promote.yml")["promote"]
-    preview = jobs(WORKFLOWS_DIR / "preview.yml")["preview"]
+    drift = jobs(WORKFLOWS_DIR / "drift.yml")["drift"]
     # then
     assert roles == {
-        ("preview.yml", "preview"): "${{ vars.AWS_PREVIEW_ROLE_ARN }}",
-        ("train.yml", "train"): "${{ vars.AWS_TRAIN_ROLE_ARN }}",
+        ("preview.yml", "preview-nonprod"): "${{ vars.AWS_PREVIEW_ROLE_ARN }}",
+        ("preview.yml", "preview-prod"): "${{ vars.AWS_PREVIEW_ROLE_ARN }}",
+        ("drift.yml", "drift"): "${{ vars.AWS_PREVIEW_ROLE_ARN }}",
+        ("train.yml", "train"): (
+            "${{ github.ref == 'refs/heads/main' && vars.AWS_DVC_WRITE_ROLE_ARN "
+            "|| vars.AWS_TRAIN_ROLE_ARN }}"
+        ),
         ("publish.yml", "publish"): "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
         ("promote.yml", "promote"): "${{ vars.AWS_PROMOTE_ROLE_ARN }}",
     }, f"unexpected roles: {roles}; publish (nonprod) and promote (prod) use separate roles"
     assert publish["if"] == "github.ref == 'refs/heads/main'"
     assert promote["if"] == "github.ref == 'refs/heads/main'"
     assert promote["environment"] == "production", "promote needs the reviewed environment"
-    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert drift["environment"] == "drift", "the read-only role trusts the drift environment"
+    for job_id in ("preview-nonprod", "preview-prod"):
+        preview = jobs(WORKFLOWS_DIR / "preview.yml")[job_id]
+        assert preview["if"] == (
+            "github.event.pull_request.head.repo.full_name == github.repository"
+        )
+    train = steps(jobs(WORKFLOWS_DIR / "train.yml")["train"])
+    writes = [
+        s for s in train if "dvc push" in s.get("run", "") or "create-pull" in s.get("uses", "")
+    ]
+    assert writes and all(s.get("if") == "github.ref == 'refs/heads/main'" for s in writes), (
+        "only main writes the DVC remote and opens the model's pull request"
+    )
     for name, _job_id, step in all_steps():
         env = step.get("env", {})
         assert not any(key.startswith("AWS_SECRET") for key in env), f"{name}: long-lived key"
+
+
+def test_publish_records_evidence_only_after_the_smoke_test_and_pushes_with_a_login() -> None:
+    # given the publish job's steps in order
+    order = [s.get("name") for s in steps(jobs(WORKFLOWS_DIR / "publish.yml")["publish"])]
+    evidence = step_named(
+        "publish.yml", "publish", "Check ECR's scan and record the release evidence"
+    )
+
+    # then the ECR login comes before the build (no registry credentials in the state), the
+    # smoke test before the evidence, and the evidence step runs the project's module
+    assert order.index("Log in to ECR") < order.index("pulumi up (nonprod)")
+    assert order.index("Smoke-test the pushed image") < order.index(evidence["name"])
+    assert evidence["run"].split()[:3] == [".venv/bin/python", "-m", "infra.release_evidence"]
+    assert "--no-scan" not in evidence["run"], "a release is verified only with ECR's scan"
+    assert "if" not in evidence, "the evidence step runs only when every step before it passed"
+    for _name, _job, step in all_steps():
+        assert "trivy" not in str(step.get("uses", "")).lower(), "no third-party scanner action"
+
+
+def test_the_drift_check_refreshes_both_stacks_and_expects_no_changes() -> None:
+    # given the scheduled drift workflow
+    workflow = load(WORKFLOWS_DIR / "drift.yml")
+    job = workflow["jobs"]["drift"]
+    [check] = [s for s in steps(job) if "pulumi preview" in s.get("run", "")]
+
+    # then it runs on a schedule for both stacks, refreshing, and fails on any change
+    assert workflow["on"]["schedule"], "the drift check is scheduled"
+    assert job["strategy"]["matrix"]["stack"] == ["nonprod", "prod"]
+    assert "--refresh" in check["run"] and "--expect-no-changes" in check["run"]
+    assert "--policy-pack infra/policy" in check["run"]
+
+
+def test_dependabot_updates_actions_and_python_locks() -> None:
+    # given
+    config = yaml.safe_load((REPO_ROOT / ".github" / "dependabot.yml").read_text())
+    ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
+    # then
+    assert config["version"] == 2
+    assert set(ecosystems) == {"github-actions", "pip"}
+    assert "/requirements" in ecosystems["pip"]["directories"]
+
+
+def test_codeowners_cover_delivery_and_infrastructure() -> None:
+    # given
+    lines = [
+        line.split()
+        for line in (REPO_ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    owned = {parts[0]: parts[1:] for parts in lines}
+    # then
+    for path in ("/.github/", "/infra/", "/Pulumi.prod.yaml"):
+        assert owned.get(path), f"CODEOWNERS has no owner for {path}"
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
@@ -502,3 +659,55 @@ def test_publish_runs_when_anything_in_the_image_build_changes() -> None:
     assert sources, "no COPY lines found in service/Dockerfile"
     missed = [path for path in build_inputs if not any(p.match(path) for p in patterns)]
     assert not missed, f"publish.yml's paths: miss {missed}; a change there would not publish"
+
+
+FAKE_PULUMI = """#!/usr/bin/env bash
+# Answers `pulumi stack output version --stack S` from $OUTPUTS/<S>; logs `pulumi config set`.
+if [[ "$1 $2" == "stack output" ]]; then
+    file="$OUTPUTS/${5//\\//_}"
+    [[ -f "$file" ]] || { echo "no output" >&2; exit 255; }
+    cat "$file"
+elif [[ "$1 $2" == "config set" ]]; then
+    echo "$3=$4 $6" >> "$OUTPUTS/config.log"
+fi
+"""
+
+
+@pytest.mark.parametrize(
+    ("prod", "nonprod", "expected"),
+    [
+        (None, "0.2.0", []),
+        ("0.2.0", "0.2.0", ["version=0.2.0 o/prod", "rollback=false o/prod"]),
+        ("0.1.0", "0.2.0", ["version=0.1.0 o/prod", "rollback=true o/prod"]),
+    ],
+    ids=["nothing-promoted", "prod-runs-nonprods-release", "prod-behind-nonprod"],
+)
+def test_prod_previews_pin_the_version_prod_runs(
+    tmp_path: Path, prod: str | None, nonprod: str, expected: list[str]
+) -> None:
+    # given a Pulumi CLI stand-in that knows both stacks' version outputs
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    if prod is not None:
+        (outputs / "o_prod").write_text(prod)
+    (outputs / "o_nonprod").write_text(nonprod)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUTPUTS": str(outputs)}
+
+    # when the step the preview and drift jobs run for prod runs
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "pin_prod_version.sh"), "o/prod", "o/nonprod"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # then prod's config is set to what it runs (a rollback when nonprod is ahead), or untouched
+    assert done.returncode == 0, done.stderr
+    log = outputs / "config.log"
+    assert (log.read_text().splitlines() if log.exists() else []) == expected

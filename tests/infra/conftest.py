@@ -31,9 +31,16 @@ NONPROD_URL = f"{REGISTRY}/{NONPROD_REPOSITORY}"
 PROD_URL = f"{REGISTRY}/{PROD_REPOSITORY}"
 NONPROD_DIGEST = "sha256:" + "ab" * 32
 SOURCE_STACK = "organization/predict-buy/nonprod"
-NONPROD_CONFIG = {"aws:region": REGION}
+DEFAULT_TAGS = {"Project": "predict-buy", "Owner": "ce7-grp-1", "CostCenter": "predict-buy"}
+TAGS_CONFIG = {"aws:defaultTags": json.dumps({"tags": DEFAULT_TAGS})}
+NONPROD_CONFIG = {
+    "aws:region": REGION,
+    **TAGS_CONFIG,
+    "predict-buy:bucketName": "ce7-grp-1-bucket",
+}
 PROD_CONFIG = {
     "aws:region": REGION,
+    **TAGS_CONFIG,
     "predict-buy:version": "0.1.0",
     "predict-buy:sourceStack": SOURCE_STACK,
 }
@@ -159,7 +166,9 @@ def run_stack(build_context: Path) -> RunStack:
         return run_program(
             {
                 "stack": stack,
-                "config": default if config is None else config,
+                # The cost and owner tags are required everywhere; a test that is about them
+                # sets aws:defaultTags itself.
+                "config": default if config is None else {**TAGS_CONFIG, **config},
                 "build_context": str(spec.pop("context", build_context)),
                 "source_outputs": spec.pop("source_outputs", SOURCE_OUTPUTS),
                 **spec,

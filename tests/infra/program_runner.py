@@ -231,7 +231,12 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         stack=spec["stack"],
         preview=bool(spec.get("preview")),
         monitor=RecordingMonitor(program_mocks),
+        organization=spec.get("organization", "organization"),
     )
+    # Pulumi runs the program (and its providers) in the project's main directory, infra/.
+    workdir = Path(spec["build_context"]) / "infra"
+    workdir.mkdir(exist_ok=True)
+    os.chdir(workdir)
     from infra.__main__ import main
 
     error: dict[str, Any] | None = None

@@ -18,7 +18,7 @@ from tests.infra.conftest import (
     StackRun,
     write_build_context,
 )
-from tests.infra.program_runner import ECR_PASSWORD
+from tests.infra.program_runner import ACCOUNT, ECR_PASSWORD
 
 BUCKET = "aws:s3/bucket:Bucket"
 IMAGE = "docker-build:index:Image"
@@ -131,9 +131,10 @@ def test_image_is_built_from_the_service_dockerfile_and_tagged(
     # given / when
     image = nonprod_run.one(IMAGE)["inputs"]
 
-    # then
-    assert image["context"] == {"location": str(module_context)}
-    assert image["dockerfile"] == {"location": str(module_context / "service" / "Dockerfile")}
+    # then the paths are relative to infra/, where Pulumi runs program and providers
+    assert image["context"] == {"location": ".."}
+    assert image["dockerfile"] == {"location": "../service/Dockerfile"}
+    assert str(module_context) not in json.dumps(image), "no checkout path in the build inputs"
     assert image["push"] is True
     assert image["buildOnPreview"] is False, "a preview must neither build nor push"
     tags = image["tags"]
@@ -145,14 +146,20 @@ def test_image_is_built_from_the_service_dockerfile_and_tagged(
     assert "org.opencontainers.image.revision" not in image["labels"], (
         "a commit label changes the image digest on every commit"
     )
-    assert "registries" in nonprod_run.one(IMAGE)["secretInputs"], "the ECR password is secret"
-    [registry] = image["registries"]
-    assert registry["address"] == NONPROD_URL
-    assert registry["username"] == "AWS"
-    assert registry["password"] == ECR_PASSWORD, "the password comes from the ECR token"
-    tokens = [c for c in nonprod_run.calls if c["token"].endswith("getAuthorizationToken")]
-    assert tokens and tokens[0]["args"]["registryId"] == "123456789012", (
-        "the ECR token is fetched for the repository's registry, on the image resource"
+    assert nonprod_run.one(IMAGE)["retainOnDelete"] is True, (
+        "dropping the image resource must never delete a published release"
+    )
+
+
+def test_no_registry_credentials_reach_the_stack_state(nonprod_run: StackRun) -> None:
+    # given every input of every resource the nonprod program registered
+    state = json.dumps([r["inputs"] for r in nonprod_run.resources])
+
+    # then no registry credentials are among them: the build pushes with the ambient login
+    assert "registries" not in nonprod_run.one(IMAGE)["inputs"]
+    assert ECR_PASSWORD not in state
+    assert not [c for c in nonprod_run.calls if c["token"].endswith("getAuthorizationToken")], (
+        "no ECR token is fetched into the program, so none can land in the state"
     )
 
 
@@ -207,39 +214,37 @@ def test_github_oidc_roles_are_pinned_and_least_privilege(nonprod_oidc_run: Stac
         }
         subjects[name] = condition["StringLike"]["token.actions.githubusercontent.com:sub"]
     assert subjects == {
-        "github-preview": ["repo:acme/predict-buy:pull_request"],
+        "github-preview": [
+            "repo:acme/predict-buy:pull_request",
+            "repo:acme/predict-buy:environment:drift",
+        ],
         "github-train": ["repo:acme/predict-buy:ref:refs/heads/*"],
+        "github-dvc-write": ["repo:acme/predict-buy:ref:refs/heads/main"],
         "github-deploy": ["repo:acme/predict-buy:ref:refs/heads/main"],
         "github-promote": ["repo:acme/predict-buy:environment:production"],
-    }, "deploy (nonprod) trusts the deploy branch only, promote (prod) the environment only"
-    preview_actions = {
-        action
-        for statement in policies["github-preview-permissions"]["Statement"]
-        for action in statement["Action"]
-    }
-    writes = [a for a in preview_actions if a.split(":")[1].startswith(("Put", "Delete", "Create"))]
-    assert not writes, f"the preview role must be read-only, has {writes}"
+    }, "writers trust main or the production environment only; branches get read-only roles"
+    assert policies["github-preview-permissions"]  # read-only: tests/infra/test_least_privilege
     train = {s["Sid"]: s for s in policies["github-train-permissions"]["Statement"]}
     assert train["ReadTrainingData"]["Resource"] == "arn:aws:s3:::ce7-grp-1-bucket/new_ML_data/*"
-    assert train["ReadWriteDvcRemote"]["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert train["ReadDvcRemote"]["Action"] == ["s3:GetObject"], "branches never write DVC"
     assert train["ListPrefixes"]["Condition"]["StringLike"]["s3:prefix"] == [
         "new_ML_data/*",
         "new_ML_data",
         "DVC_Artefacts/*",
         "DVC_Artefacts",
     ], "training may list its two prefixes only"
-    assert train["ReadWriteDvcRemote"]["Resource"] == (
-        "arn:aws:s3:::ce7-grp-1-bucket/DVC_Artefacts/*"
-    )
-    for purpose in ("deploy", "promote"):
+    writer = {s["Sid"]: s for s in policies["github-dvc-write-permissions"]["Statement"]}
+    assert writer["WriteDvcRemote"]["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert writer["WriteDvcRemote"]["Resource"] == "arn:aws:s3:::ce7-grp-1-bucket/DVC_Artefacts/*"
+    for purpose in ("deploy", "promote", "dvc-write", "train"):
         statements = policies[f"github-{purpose}-permissions"]["Statement"]
         assert not any(a.startswith("iam:") for s in statements for a in s["Action"]), (
             f"the {purpose} role must not be able to change IAM, or it could widen its own rights"
         )
-    assert nonprod_oidc_run.value("deployRoleArn").endswith(":role/ce7-grp-1-github-deploy")
-    assert nonprod_oidc_run.value("promoteRoleArn").endswith(":role/ce7-grp-1-github-promote")
-    assert nonprod_oidc_run.value("previewRoleArn").endswith(":role/ce7-grp-1-github-preview")
-    assert nonprod_oidc_run.value("trainRoleArn").endswith(":role/ce7-grp-1-github-train")
+    for purpose in ("deploy", "promote", "preview", "train", "dvc-write"):
+        assert nonprod_oidc_run.value(f"{purpose.replace('-w', 'W')}RoleArn").endswith(
+            f":role/ce7-grp-1-github-{purpose}"
+        )
 
 
 NONPROD_ARN = "arn:aws:ecr:eu-west-2:123456789012:repository/ce7-grp-1/nonprod/predict_buy_app"
@@ -271,12 +276,15 @@ def test_deploy_role_reaches_nonprod_only(nonprod_oidc_run: StackRun) -> None:
     # given the deploy role's policy
     grants = allowed(permissions_of(nonprod_oidc_run, "deploy"))
 
-    # then it may do anything to the nonprod repository and the bucket, and nothing to prod
-    assert grants[NONPROD_ARN] == {"ecr:*"}
-    assert grants["arn:aws:s3:::ce7-grp-1-bucket"] == {"s3:*"}
-    assert grants["arn:aws:s3:::ce7-grp-1-bucket/*"] == {"s3:*"}
+    # then it pushes to and reads the nonprod repository and pulls the model, nothing on prod
+    assert {"ecr:PutImage", "ecr:BatchGetImage", "ecr:DescribeImageScanFindings"} <= grants[
+        NONPROD_ARN
+    ]
+    assert not any("*" in action for action in grants[NONPROD_ARN]), "no wildcards"
+    assert grants["arn:aws:s3:::ce7-grp-1-bucket/DVC_Artefacts/*"] == {"s3:GetObject"}
+    assert grants["arn:aws:s3:::ce7-grp-1-bucket"] == {"s3:ListBucket"}
     assert PROD_ARN not in grants, "publishing to nonprod must not reach the prod repository"
-    assert grants["*"] == {"ecr:GetAuthorizationToken", "kms:CreateGrant", "kms:DescribeKey"}
+    assert grants["*"] == {"ecr:GetAuthorizationToken"}
 
 
 def test_promote_role_pulls_nonprod_pushes_prod_and_never_deletes(
@@ -286,38 +294,33 @@ def test_promote_role_pulls_nonprod_pushes_prod_and_never_deletes(
     policy = permissions_of(nonprod_oidc_run, "promote")
     grants = allowed(policy)
 
-    # then nonprod is pull-only
+    # then nonprod is pull-only (the verified-<version> evidence is read by pulling)
     assert grants[NONPROD_ARN] == {
         "ecr:BatchCheckLayerAvailability",
         "ecr:BatchGetImage",
         "ecr:DescribeImages",
         "ecr:GetDownloadUrlForLayer",
     }, "promote may only read and pull from nonprod"
-    # and prod gets pushes plus what the prod stack does to its repository, no deletes
+    # and prod gets pushes, no repository settings
     prod = grants[PROD_ARN]
     assert {"ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:CompleteLayerUpload"} <= prod
-    assert {"ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:SetRepositoryPolicy"} <= prod
     assert not any("*" in action for action in prod), f"no wildcards on prod: {sorted(prod)}"
-    forbidden = {
-        "ecr:DeleteRepository",
-        "ecr:BatchDeleteImage",
-        "ecr:DeleteRepositoryPolicy",
-        "ecr:DeleteLifecyclePolicy",
-    }
-    granted_deletes = sorted(prod & forbidden)
-    assert not granted_deletes, f"promote is granted {granted_deletes} on prod"
+    assert not prod & {"ecr:SetRepositoryPolicy", "ecr:PutImageTagMutability"}
     [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
-    assert set(deny["Action"]) >= forbidden and deny["Resource"] == PROD_ARN
-    # and no S3 at all, KMS only through ECR
+    assert (
+        set(deny["Action"])
+        >= {
+            "ecr:DeleteRepository",
+            "ecr:BatchDeleteImage",
+            "ecr:SetRepositoryPolicy",
+            "ecr:PutImageTagMutability",
+        }
+        and deny["Resource"] == "*"
+    )
+    # and no S3, no KMS
     actions = {action for granted in grants.values() for action in granted}
-    assert not [a for a in actions if a.startswith("s3:")], "promote needs no S3"
-    kms = {a for a in actions if a.startswith("kms:")}
-    assert kms == {"kms:CreateGrant", "kms:DescribeKey"}, kms
-    [encryption] = [s for s in policy["Statement"] if s.get("Sid") == "EcrRepositoryEncryption"]
-    assert encryption["Condition"] == {
-        "StringEquals": {"kms:ViaService": "ecr.eu-west-2.amazonaws.com"}
-    }, "KMS only when ECR asks for it"
-    assert grants["*"] == {"ecr:GetAuthorizationToken", "kms:CreateGrant", "kms:DescribeKey"}
+    assert not [a for a in actions if a.startswith(("s3:", "kms:"))], sorted(actions)
+    assert grants["*"] == {"ecr:GetAuthorizationToken"}
 
 
 def test_existing_oidc_provider_is_reused(run_stack: RunStack) -> None:
@@ -338,6 +341,42 @@ def test_existing_oidc_provider_is_reused(run_stack: RunStack) -> None:
     assert trust["Statement"][0]["Principal"]["Federated"] == (
         "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     )
+
+
+def test_bucket_name_is_derived_per_account_and_region_when_unset(run_stack: RunStack) -> None:
+    # given a fresh account's config: no bucketName (ce7-grp-1-bucket is another account's)
+    config = {"aws:region": "eu-west-2"}
+
+    # when
+    run = run_stack("nonprod", config=config)
+
+    # then the bucket gets a name only this account can hold, and the outputs use it
+    expected = f"ce7-grp-1-data-{ACCOUNT}-eu-west-2"
+    assert run.one(BUCKET)["inputs"]["bucket"] == expected
+    assert run.value("bucketName") == expected
+    assert run.value("dvcRemoteUrl") == f"s3://{expected}/DVC_Artefacts/"
+
+
+def test_data_bucket_is_protected_from_destroy(nonprod_run: StackRun) -> None:
+    # given / when / then
+    assert nonprod_run.one(BUCKET)["protect"] is True, "a destroy must not delete the data"
+
+
+def test_a_second_checkout_path_gives_the_same_resources(
+    tmp_path: Path, run_stack: RunStack
+) -> None:
+    # given the same sources checked out at two different paths
+    first = run_stack("nonprod", context=write_build_context(tmp_path / "laptop" / "predict-buy"))
+    second = run_stack("nonprod", context=write_build_context(tmp_path / "runner" / "work" / "x"))
+    assert first.error is None and second.error is None, (first.error, second.error)
+
+    # when their resources are compared
+    def inputs(run: StackRun) -> dict[str, Any]:
+        return {(r["type"], r["name"]): r["inputs"] for r in run.resources}
+
+    # then nothing differs: no replaced image, no rebuild, no re-run of the commands
+    assert inputs(first) == inputs(second)
+    assert first.value("imageDigest") == second.value("imageDigest")
 
 
 def test_config_name_prefix_and_bucket_name_are_used(run_stack: RunStack) -> None:
@@ -363,11 +402,23 @@ def test_config_name_prefix_and_bucket_name_are_used(run_stack: RunStack) -> Non
     ("config", "expected"),
     [
         ({}, "aws:region"),
+        ({"aws:region": "eu-west-2", "aws:defaultTags": "null"}, "aws:defaultTags"),
+        (
+            {"aws:region": "eu-west-2", "aws:defaultTags": '{"tags": {"Project": "p"}}'},
+            "has no Owner, CostCenter",
+        ),
         ({"aws:region": "eu-west-2", "predict-buy:namePrefix": "Bad Prefix"}, "namePrefix"),
         ({"aws:region": "eu-west-2", "predict-buy:githubOidc": "true"}, "githubRepository"),
         ({"aws:region": "eu-west-2", "predict-buy:version": "0.1.0"}, "version is set on stack"),
     ],
-    ids=["no-region", "bad-prefix", "oidc-without-repository", "version-on-nonprod"],
+    ids=[
+        "no-region",
+        "no-default-tags",
+        "tags-without-owner-and-cost",
+        "bad-prefix",
+        "oidc-without-repository",
+        "version-on-nonprod",
+    ],
 )
 def test_bad_config_fails_naming_the_key(
     run_stack: RunStack, config: dict[str, str], expected: str
@@ -460,9 +511,40 @@ def test_version_published_with_the_same_inputs_is_a_rerun(
     # when
     run = run_stack("nonprod", published=published)
 
-    # then the program runs normally (the provider has nothing new to push)
+    # then nothing is built: the published digest is adopted and exported
     assert run.error is None, run.error
-    assert run.one(IMAGE)["inputs"]["tags"][1].endswith(inputs_tag)
+    assert not run.of_type(IMAGE), "a re-run must not build (another checkout would rebuild)"
+    assert run.value("imageDigest") == "sha256:" + "cd" * 32
+    assert run.value("imageRef") == f"{NONPROD_URL}@sha256:" + "cd" * 32
+    tagger = shlex.split(run.one(COMMAND)["inputs"]["create"])
+    assert tagger[tagger.index("--digest") + 1] == "sha256:" + "cd" * 32, (
+        "the commit's tag goes on the adopted digest"
+    )
+
+
+def test_publish_false_brings_nonprod_up_without_a_model(
+    tmp_path: Path, run_stack: RunStack
+) -> None:
+    # given an empty account's first run: nothing trained yet, so no model in the checkout
+    context = write_build_context(tmp_path / "empty")
+    for path in (context / "models").iterdir():
+        path.unlink()
+    config = {
+        "aws:region": "eu-west-2",
+        "predict-buy:publish": "false",
+        "predict-buy:githubOidc": "true",
+        "predict-buy:githubRepository": "acme/predict-buy",
+    }
+
+    # when
+    run = run_stack("nonprod", config=config, context=context)
+
+    # then the bucket, the repository and the roles come up, and no image is built or adopted
+    assert run.error is None, run.error
+    assert run.one(BUCKET) and run.one(REPOSITORY) and run.of_type(ROLE)
+    assert not run.of_type(IMAGE) and not run.of_type(COMMAND)
+    assert "imageDigest" not in run.exports and "version" not in run.exports
+    assert run.value("repositoryUrl").endswith("/ce7-grp-1/nonprod/predict_buy_app")
 
 
 def test_release_guard_reads_ecr_over_http(run_stack: RunStack, moto_ecr: str, ecr: Any) -> None:
@@ -529,6 +611,7 @@ def test_the_commit_is_tagged_on_the_pushed_digest_after_the_push(nonprod_run: S
 
     # then a Command runs infra.tag_image on the pushed digest, re-run by digest or commit
     assert arguments[:3] == [sys.executable, "-m", "infra.tag_image"]
+    assert tagger["inputs"]["dir"] == "..", "run from the checkout root, relative to infra/"
     assert dict(zip(arguments[3::2], arguments[4::2], strict=True)) == {
         "--repository": NONPROD_REPOSITORY,
         "--region": "eu-west-2",

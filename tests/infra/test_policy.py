@@ -155,7 +155,76 @@ def _weak_lifecycle(resources: list[dict[str, Any]]) -> None:
     lifecycle["inputs"]["policy"] = lifecycle["outputs"]["policy"] = policy
 
 
+def _unprotect_bucket(resources: list[dict[str, Any]]) -> None:
+    _find(resources, rules.BUCKET)["protect"] = False
+
+
+def _role_policy(
+    purpose: str, change: Callable[[dict[str, Any]], None], suffix: str = "permissions"
+) -> Mutation:
+    """Edit one policy of a GitHub role (found by its plain name) in place."""
+
+    def mutate(resources: list[dict[str, Any]]) -> None:
+        [target] = [
+            r
+            for r in resources
+            if r["type"] == rules.ROLE_POLICY
+            and r["inputs"].get("name") == f"ce7-grp-1-github-{purpose}-{suffix}"
+        ]
+        document = json.loads(target["inputs"]["policy"])
+        change(document)
+        target["inputs"]["policy"] = target["outputs"]["policy"] = json.dumps(document)
+
+    return mutate
+
+
+def _allow(actions: list[str], resource: str = "*", keep_denies: bool = False) -> Callable:
+    def change(document: dict[str, Any]) -> None:
+        if not keep_denies:
+            document["Statement"] = [s for s in document["Statement"] if s["Effect"] != "Deny"]
+        document["Statement"].append({"Effect": "Allow", "Action": actions, "Resource": resource})
+
+    return change
+
+
 BAD = [
+    ("s3-bucket-protected", "nonprod", _unprotect_bucket),
+    (
+        "iam-deploy-least-privilege",
+        "oidc",
+        _role_policy("deploy", _allow(["s3:*"], "arn:aws:s3:::ce7-grp-1-bucket")),
+    ),
+    ("iam-deploy-least-privilege", "oidc", _role_policy("deploy", _allow(["ecr:Set*"]))),
+    # The runtime's second policy of each role is held to the same rules as the first.
+    (
+        "iam-deploy-least-privilege",
+        "oidc",
+        _role_policy("deploy", _allow(["s3:DeleteBucket"]), "runtime-permissions"),
+    ),
+    (
+        "iam-promote-least-privilege",
+        "oidc",
+        _role_policy("promote", _allow(["ecr:*"]), "runtime-permissions"),
+    ),
+    (
+        "iam-promote-least-privilege",
+        "oidc",
+        _role_policy("promote", _allow(["ecr:PutImageTagMutability"])),
+    ),
+    ("iam-promote-least-privilege", "oidc", _role_policy("promote", _allow(["*"]))),
+    ("iam-preview-read-only", "oidc", _role_policy("preview", _allow(["ecr:PutImage"]))),
+    (
+        "dvc-remote-writers",
+        "oidc",
+        _role_policy(
+            "train", _allow(["s3:PutObject"], "arn:aws:s3:::ce7-grp-1-bucket/DVC_Artefacts/*")
+        ),
+    ),
+    (
+        "dvc-remote-writers",
+        "oidc",
+        _role_policy("train", _allow(["s3:Put*"], "arn:aws:s3:::ce7-grp-1-bucket/*")),
+    ),
     (
         "s3-encryption-kms",
         "nonprod",
@@ -231,3 +300,38 @@ def test_each_rule_reports_its_violation(
     # then exactly the rule for that setting fires
     assert set(found) == {rule}, f"expected only {rule} to fire, got {found}"
     assert all(message for message in found[rule])
+
+
+def test_an_explicit_deny_keeps_a_wildcard_from_granting_a_denied_action() -> None:
+    # given a policy that allows ecr:* but denies ecr:SetRepositoryPolicy everywhere
+    document = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "ecr:*", "Resource": "arn:aws:ecr:::repository/x"},
+            {"Effect": "Deny", "Action": ["ecr:SetRepositoryPolicy"], "Resource": "*"},
+        ]
+    }
+
+    # when / then
+    assert rules.allows(document, "ecr:PutImage")
+    assert not rules.allows(document, "ecr:SetRepositoryPolicy")
+    assert rules.allows({"Statement": [{"Effect": "Allow", "NotAction": "s3:Get*"}]}, "ecr:X")
+
+
+def test_the_rules_deny_what_the_roles_deny() -> None:
+    # given the roles' lists (the pack keeps its own copy: it must not import the components)
+    from infra.components import github_oidc
+
+    # then the two cannot drift apart
+    assert rules.DEPLOY_DENIED_ACTIONS == github_oidc.DEPLOY_DENIED_ACTIONS
+    assert rules.PROMOTE_DENIED_ACTIONS == github_oidc.PROMOTE_DENIED_ACTIONS
+    required = {
+        "s3:DeleteObjectVersion",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:DeleteBucket",
+        "ecr:SetRepositoryPolicy",
+        "ecr:PutImageTagMutability",
+    }
+    assert required <= set(rules.DEPLOY_DENIED_ACTIONS), "the issue's list for the deploy role"
+    assert {"ecr:SetRepositoryPolicy", "ecr:PutImageTagMutability"} <= set(
+        rules.PROMOTE_DENIED_ACTIONS
+    )

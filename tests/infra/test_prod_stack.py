@@ -261,13 +261,13 @@ def test_a_prod_digest_other_than_nonprods_fails_the_workflow_check(
     ("config", "expected"),
     [
         (
-            {"aws:region": "eu-west-2", "predict-buy:sourceStack": SOURCE_STACK},
-            "version is required",
+            {"aws:region": "eu-west-2", "predict-buy:rollback": "true"},
+            "rollback is true but predict-buy:version is not set",
         ),
         ({**PROD_CONFIG, "predict-buy:version": "latest"}, "'latest': not a SemVer version"),
         ({**PROD_CONFIG, "predict-buy:githubOidc": "true"}, "set it there instead"),
     ],
-    ids=["no-version", "non-semver", "oidc-on-prod"],
+    ids=["rollback-without-version", "non-semver", "oidc-on-prod"],
 )
 def test_bad_config_fails_naming_the_key(
     run_stack: RunStack, config: dict[str, str], expected: str
@@ -279,6 +279,33 @@ def test_bad_config_fails_naming_the_key(
     assert expected in run.failure(), run.failure()
     assert run.error["type"] == "StackConfigError"
     assert not run.of_type(COMMAND)
+
+
+def test_without_a_version_prod_holds_the_repository_only(run_stack: RunStack) -> None:
+    # given an empty account's first prod run: nothing published or promoted yet
+    config = {"aws:region": "eu-west-2"}
+
+    # when
+    run = run_stack("prod", config=config, source_outputs={})
+
+    # then the protected repository comes up, and nothing is read from nonprod or promoted
+    assert run.error is None, run.error
+    assert run.one(REPOSITORY)["protect"] is True
+    assert not run.of_type(COMMAND) and not run.of_type("pulumi:pulumi:StackReference")
+    assert sorted(run.exports) == ["repositoryUrl"]
+
+
+def test_source_stack_follows_the_current_organization(run_stack: RunStack) -> None:
+    # given prod without sourceStack, run in Pulumi Cloud organization my-org
+    config = {"aws:region": "eu-west-2", "predict-buy:version": "0.1.0"}
+
+    # when
+    run = run_stack("prod", config=config, organization="my-org")
+
+    # then it reads my-org's nonprod of this project (not the self-managed placeholder)
+    assert run.error is None, run.error
+    [reference] = run.of_type("pulumi:pulumi:StackReference")
+    assert reference["inputs"]["name"] == "my-org/predict-buy/nonprod"
 
 
 def test_unknown_stack_name_is_refused(run_stack: RunStack) -> None:

@@ -8,11 +8,18 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from infra.settings import NonprodSettings, ProdSettings, read_settings
+from infra.settings import (
+    ORIGINAL_BUCKET_NAME,
+    NonprodSettings,
+    ProdSettings,
+    check_default_tags,
+    read_settings,
+)
 from tests.conftest import REPO_ROOT
 from tests.infra.test_settings import DictConfig
 
@@ -21,8 +28,8 @@ def load(name: str) -> dict:
     return yaml.safe_load((REPO_ROOT / name).read_text())
 
 
-def stack_config(stack: str) -> dict[str, str]:
-    return {str(k): str(v) for k, v in load(f"Pulumi.{stack}.yaml")["config"].items()}
+def stack_config(stack: str) -> dict[str, Any]:
+    return {str(k): v for k, v in load(f"Pulumi.{stack}.yaml")["config"].items()}
 
 
 def test_project_runs_infra_with_the_project_environment() -> None:
@@ -48,19 +55,26 @@ def test_stack_files_pass_the_programs_validation(stack: str) -> None:
     # when the program reads it
     settings = read_settings(
         DictConfig(
-            {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("predict-buy:")}
+            {k.split(":", 1)[1]: str(v) for k, v in config.items() if k.startswith("predict-buy:")}
         ),
         stack,
     )
+    tags = check_default_tags(config.get("aws:defaultTags"))
 
-    # then it is valid and has the retention
+    # then it is valid, has the retention and tags every resource with cost and owner
+    assert tags["Stack"] == stack
     if stack == "nonprod":
         assert isinstance(settings, NonprodSettings)
         assert settings.image_retention_days == 15
+        assert settings.bucket_name is None, (
+            f"a fresh account can never own {ORIGINAL_BUCKET_NAME}: derive the name instead"
+        )
+        assert settings.publish is True
     else:
         assert isinstance(settings, ProdSettings)
         assert settings.image_retention_days == 30
-        assert settings.source_stack.endswith("/predict-buy/nonprod")
+        assert settings.source_stack is None, "derived from the organization the stack runs in"
+        assert settings.version is None, "the promote workflow sets the version per run"
 
 
 @pytest.mark.parametrize("name", ["Pulumi.yaml", "Pulumi.nonprod.yaml", "Pulumi.prod.yaml"])

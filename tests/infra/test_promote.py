@@ -21,6 +21,7 @@ import pytest
 
 from infra.components.promotion import promote_command
 from infra.promote import PromotionError, Skopeo, promote, tls_verify
+from infra.release_evidence import EvidenceError, write_evidence
 from tests.conftest import REPO_ROOT, require_binary
 
 pytestmark = pytest.mark.e2e
@@ -113,13 +114,120 @@ def run_promotion(
     )
 
 
+def record_evidence(registry: str, version: str, digest: str) -> subprocess.CompletedProcess[str]:
+    """What publish runs after its smoke test (a loopback registry has no scanner)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.release_evidence",
+            "--repository",
+            f"{registry}/{NONPROD}",
+            "--version",
+            version,
+            "--digest",
+            digest,
+            "--no-scan",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 @pytest.fixture
-def published(tmp_path: Path, registry: str) -> tuple[str, str]:
-    """v0.1.0 in the local registry's nonprod repository; returns (registry, digest)."""
+def unverified(tmp_path: Path, registry: str) -> tuple[str, str]:
+    """v0.1.0 in nonprod without evidence; returns (registry, digest)."""
     skopeo = require_binary("skopeo")
     digest = write_oci_image(tmp_path / "layout", "v0.1.0", b"model 0.1.0\n")
     publish(skopeo, tmp_path / "layout", registry, "v0.1.0")
     return registry, digest
+
+
+@pytest.fixture
+def published(unverified: tuple[str, str]) -> tuple[str, str]:
+    """v0.1.0 in nonprod with its verified-0.1.0 evidence; returns (registry, digest)."""
+    registry, digest = unverified
+    answer = record_evidence(registry, "0.1.0", digest)
+    assert answer.returncode == 0, answer.stderr
+    return registry, digest
+
+
+def test_promotion_refuses_a_release_without_evidence(unverified: tuple[str, str]) -> None:
+    # given v0.1.0 in nonprod that publish never verified (smoke test or scan failed)
+    registry, digest = unverified
+
+    # when the prod stack's promotion runs
+    result = run_promotion(registry, "0.1.0", digest)
+
+    # then it refuses, and prod stays empty
+    assert result.returncode == 1
+    assert "verified-0.1.0 does not exist" in result.stderr, result.stderr
+    assert Skopeo(require_binary("skopeo")).digest_of(f"{registry}/{PROD}:v0.1.0") is None
+
+
+def test_evidence_for_other_content_is_refused(tmp_path: Path, unverified: tuple[str, str]) -> None:
+    # given verified-0.1.0 names another image than v0.1.0 (pushed by hand)
+    registry, digest = unverified
+    skopeo = require_binary("skopeo")
+    other = write_oci_image(tmp_path / "other", "verified-0.1.0", b"another model\n")
+    publish(skopeo, tmp_path / "other", registry, "verified-0.1.0")
+
+    # when promoting, and when publish tries to record its evidence
+    result = run_promotion(registry, "0.1.0", digest)
+    again = record_evidence(registry, "0.1.0", digest)
+
+    # then both refuse, naming the other digest
+    assert result.returncode == 1
+    assert f"verified-0.1.0 is {other}, not {digest}" in result.stderr, result.stderr
+    assert again.returncode == 1 and f"already names {other}" in again.stderr, again.stderr
+
+
+def test_evidence_is_written_once_and_only_for_the_release_digest(
+    unverified: tuple[str, str],
+) -> None:
+    # given v0.1.0 in nonprod
+    registry, digest = unverified
+    skopeo = Skopeo(require_binary("skopeo"))
+
+    # when the evidence is written twice, then for a digest v0.1.0 does not name
+    first = write_evidence(skopeo, f"{registry}/{NONPROD}", "0.1.0", digest)
+    second = write_evidence(skopeo, f"{registry}/{NONPROD}", "0.1.0", digest)
+    with pytest.raises(EvidenceError, match="evidence is written only for the digest"):
+        write_evidence(skopeo, f"{registry}/{NONPROD}", "0.2.0", digest)
+
+    # then it landed on the release's digest once; a re-run adds nothing
+    assert (first, second) == (True, False)
+    assert skopeo.digest_of(f"{registry}/{NONPROD}:verified-0.1.0") == digest
+
+
+def test_no_scan_is_refused_for_a_remote_registry() -> None:
+    # given / when publish's evidence step is asked to skip the scan for ECR
+    answer = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.release_evidence",
+            "--repository",
+            "123456789012.dkr.ecr.eu-west-2.amazonaws.com/ce7-grp-1/nonprod/predict_buy_app",
+            "--version",
+            "0.1.0",
+            "--digest",
+            "sha256:" + "a" * 64,
+            "--no-scan",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # then it refuses: only ECR's scan verifies a release
+    assert answer.returncode == 1
+    assert "--no-scan is for registries on this machine only" in answer.stderr, answer.stderr
 
 
 def test_promotion_preserves_the_digest_and_is_idempotent(published: tuple[str, str]) -> None:
@@ -224,7 +332,7 @@ class LyingSkopeo(Skopeo):
         self.copied = False
 
     def digest_of(self, reference: str) -> str | None:
-        if reference.startswith("src"):
+        if reference.startswith("src"):  # the release and its verified-<version> evidence
             return "sha256:" + "a" * 64
         return "sha256:" + "b" * 64 if self.copied else None
 

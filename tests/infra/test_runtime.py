@@ -514,14 +514,27 @@ def test_ci_roles_may_roll_only_their_stacks_service(
     }, "only actions without resource-level permissions may use *"
 
 
-def test_preview_role_only_looks_the_network_up(nonprod_oidc_run: StackRun) -> None:
-    # given / when
-    [statement] = runtime_permissions(nonprod_oidc_run, "preview")
-
-    # then
-    assert statement["Action"] == [
-        "ec2:DescribeRouteTables",
-        "ec2:DescribeSubnets",
-        "ec2:DescribeVpcs",
+def test_preview_role_reads_the_runtimes_and_only_reads(nonprod_oidc_run: StackRun) -> None:
+    # given the preview role's one policy (pull requests and the drift check)
+    [policy] = [
+        p
+        for p in nonprod_oidc_run.of_type(ROLE_POLICY)
+        if p["inputs"].get("name") == "ce7-grp-1-github-preview-permissions"
     ]
-    assert statement["Resource"] == "*"
+    by_sid = {s["Sid"]: s for s in json.loads(policy["inputs"]["policy"])["Statement"]}
+
+    # then it looks the network up and reads the runtimes back, and every action is a read
+    runtime_reads = by_sid["ReadRuntimes"]
+    assert runtime_reads["Resource"] == "*"
+    assert {"ec2:DescribeRouteTables", "ec2:DescribeSubnets", "ec2:DescribeVpcs"} <= set(
+        runtime_reads["Action"]
+    )
+    assert all(a.split(":")[1].startswith(("Describe", "List")) for a in runtime_reads["Action"]), (
+        runtime_reads["Action"]
+    )
+    # and no runtime policy of its own: nothing beside that one policy
+    assert not [
+        p
+        for p in nonprod_oidc_run.of_type(ROLE_POLICY)
+        if p["name"] == "github-preview-runtime-permissions"
+    ]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from infra.errors import StackConfigError
-from infra.settings import NonprodSettings, ProdSettings, read_settings
+from infra.settings import (
+    NonprodSettings,
+    ProdSettings,
+    check_default_tags,
+    default_bucket_name,
+    read_settings,
+    source_stack_for,
+)
 
 
 class DictConfig:
@@ -29,13 +36,50 @@ def test_nonprod_defaults_match_the_original_names() -> None:
     # then
     assert settings == NonprodSettings(
         name_prefix="ce7-grp-1",
-        bucket_name="ce7-grp-1-bucket",
+        bucket_name=None,
         image_retention_days=15,
         keep_releases=10,
         noncurrent_version_days=30,
         github_oidc=None,
+        publish=True,
     )
     assert settings.repository_name == "ce7-grp-1/nonprod/predict_buy_app"
+    # and with no bucketName the entry derives one only this account can hold
+    assert default_bucket_name("ce7-grp-1", "123456789012", "eu-west-2") == (
+        "ce7-grp-1-data-123456789012-eu-west-2"
+    )
+
+
+def test_a_derived_bucket_name_that_cannot_exist_fails_naming_the_key() -> None:
+    # given / when / then a prefix too long for S3's 63 characters
+    with pytest.raises(StackConfigError, match="bucketName is not set and the derived name"):
+        default_bucket_name("a" * 40, "123456789012", "eu-west-2")
+
+
+def test_prod_source_stack_defaults_to_this_organizations_nonprod() -> None:
+    # given no sourceStack and no version (an empty account's first prod run)
+    settings = read_settings(DictConfig({}), "prod")
+
+    # then nothing is promoted and the source follows the organization and project
+    assert isinstance(settings, ProdSettings)
+    assert settings.version is None and settings.source_stack is None
+    assert source_stack_for("my-org", "predict-buy") == "my-org/predict-buy/nonprod"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "aws:defaultTags is None"),
+        ({"tags": {"Project": "p", "Owner": " "}}, "has no Owner, CostCenter"),
+    ],
+)
+def test_default_tags_need_cost_and_owner(value: object, expected: str) -> None:
+    # given / when / then
+    with pytest.raises(StackConfigError) as caught:
+        check_default_tags(value)
+    assert expected in str(caught.value), str(caught.value)
+    tags = {"Project": "p", "Owner": "o", "CostCenter": "c"}
+    assert check_default_tags({"tags": tags}) == tags
 
 
 def test_prod_settings_and_defaults() -> None:
@@ -88,8 +132,8 @@ def test_github_oidc_settings() -> None:
         ("nonprod", {"githubOidc": "true"}, "githubRepository is required when"),
         ("nonprod", {"githubOidc": "true", "githubRepository": "no-slash"}, "owner/name"),
         ("nonprod", {"sourceStack": "a/b/c"}, "sourceStack is set on stack nonprod"),
-        ("prod", {"sourceStack": "a/b/c"}, "version is required on stack prod"),
-        ("prod", {"version": "0.1.0"}, "sourceStack is required"),
+        ("prod", {"rollback": "true"}, "rollback is true but predict-buy:version is not set"),
+        ("prod", {"publish": "false"}, "publish is set on stack prod"),
         ("prod", {**PROD, "version": "1"}, "'1': not a SemVer version"),
         ("prod", {**PROD, "version": "1.0.0+git.abc"}, "build metadata (+git.abc)"),
         ("prod", {**PROD, "sourceStack": "nonprod"}, "organization/project/stack"),

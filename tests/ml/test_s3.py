@@ -631,7 +631,12 @@ def test_use_s3_remote_again_drops_a_stale_endpoint_and_default(dvc_repo: Path) 
     # then
     assert result.exit_code == 0, result.output
     merged = dvc_config(dvc_repo)
-    assert merged["remote"]["s3"] == {"url": "s3://b-2/DVC_Artefacts", "region": "eu-west-2"}
+    # verify comes from the committed .dvc/config: pulls re-hash what they download
+    assert merged["remote"]["s3"] == {
+        "url": "s3://b-2/DVC_Artefacts",
+        "region": "eu-west-2",
+        "verify": "true",
+    }
     assert merged["core"]["remote"] == "local", "the committed default should apply again"
 
 
