@@ -71,6 +71,12 @@ class ServiceMetrics:
             ["predicted_class"],
             registry=self.registry,
         )
+        self.client_disconnects = Counter(
+            "predict_buy_client_disconnects",
+            "Requests whose client went away (or sent its body too slowly) before the answer; "
+            "counted apart from server errors.",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "predict_buy_model_info",
             "The model being served: 1 for its version and sha256.",
@@ -97,6 +103,9 @@ class ServiceMetrics:
             self._predicted[1].inc(positives)
         if total - positives:
             self._predicted[0].inc(total - positives)
+
+    def count_client_disconnect(self) -> None:
+        self.client_disconnects.inc()
 
     def set_model(self, version: str, sha256: str) -> None:
         self.model_info.labels(version, sha256).set(1)

@@ -19,7 +19,7 @@ from ml.contract import (
     clean_row,
 )
 from service.inference import Predictor, clean_matrix
-from service.schemas import ORIGINAL_SAMPLE, BatchRequest, PredictRequest
+from service.schemas import MAX_TEXT_CHARS, ORIGINAL_SAMPLE, BatchRequest, PredictRequest
 from tests.service.model_factory import sample_requests
 
 SCHEMA = PredictRequest.model_json_schema()
@@ -41,18 +41,24 @@ def test_request_fields_are_the_contract_features() -> None:
 def test_each_field_allows_what_the_contract_allows(feature: Any) -> None:
     # given one contract feature / when its request field's JSON schema is read
     options = _non_null(SCHEMA["properties"][feature.name])
-    # then categories, integer ranges and money bounds are the contract's own
+    # then categories, integer ranges, text and the original API's unknowns are the contract's
     assert {"type": "null"} in SCHEMA["properties"][feature.name]["anyOf"], "null means unknown"
+    aliases = [o["const"] for o in options if "const" in o]
+    assert aliases == list(feature.unknown_aliases), "the original encodings of unknown"
+    values = [o for o in options if "const" not in o]
+    text = {
+        "type": "string",
+        "maxLength": MAX_TEXT_CHARS,
+        "pattern": feature.request_text_pattern() if feature.kind != FeatureKind.CATEGORY else "",
+    }
     if feature.kind is FeatureKind.CATEGORY:
-        assert options == [{"enum": list(feature.categories), "type": "string"}]
+        assert values == [{"enum": list(feature.categories), "type": "string"}]
     elif feature.kind is FeatureKind.INTEGER:
-        assert options == [
-            {"type": "integer", "minimum": feature.minimum, "maximum": feature.maximum}
-        ]
+        low, high = feature.bounds
+        assert values == [{"type": "integer", "minimum": low, "maximum": high}, text]
     else:
-        number = next(o for o in options if o["type"] == "number")
-        assert (number["minimum"], number["maximum"]) == feature.bounds
-        assert any(o["type"] == "string" for o in options), "currency text must be documented"
+        low, high = feature.bounds
+        assert values == [{"type": "number", "minimum": low, "maximum": high}, text]
 
 
 def test_the_original_sample_payload_is_accepted() -> None:

@@ -15,13 +15,12 @@ from typing import Any, Final, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.api.deps import MetricsDep, PredictorDep, SettingsDep
-from service.api.errors import JSON
+from service.api.errors import JSON, BodyValidationError
 from service.inference import Predictor
 from service.schemas import (
     MAX_BATCH_ROWS,
@@ -50,14 +49,15 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def parse_body(model: type[ModelT], raw: bytes) -> ModelT:
-    """The body validated by `model`; RequestValidationError (422) naming each wrong field."""
+    """The body validated by `model`; BodyValidationError (422) naming each wrong field.
+
+    The error items are described by the handler, not here: a hostile body can carry tens of
+    thousands of errors, and the handler caps and builds them off the event loop.
+    """
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
-        errors = error.errors(include_url=False)
-        for item in errors:
-            item["loc"] = ("body", *item["loc"])
-        raise RequestValidationError(errors) from None
+        raise BodyValidationError(error) from None
 
 
 @router.post(
