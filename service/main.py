@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ServiceMetrics()
     app.state.access_log = AccessLog(settings.access_log)
     app.state.drain = Drain(settings.drain_timeout_s)
+    app.state.metrics.track_in_flight(lambda: len(app.state.drain.in_flight))
     app.state.predictor = None
     app.state.ready = False
     app.add_middleware(

@@ -8,6 +8,7 @@ mode (PROMETHEUS_MULTIPROC_DIR, set by `python -m service` when workers > 1) sum
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Final
 
 from prometheus_client import (
@@ -103,6 +104,19 @@ class ServiceMetrics:
             self._predicted[1].inc(positives)
         if total - positives:
             self._predicted[0].inc(total - positives)
+
+    def track_in_flight(self, count: Callable[[], int]) -> None:
+        """Expose the requests being answered now, read from `count` at each scrape.
+
+        One process only: with several workers each would report its own, so it is left out.
+        """
+        if not self.multiprocess:
+            gauge = Gauge(
+                "predict_buy_http_requests_in_flight",
+                "Requests being answered now.",
+                registry=self.registry,
+            )
+            gauge.set_function(count)
 
     def count_client_disconnect(self) -> None:
         self.client_disconnects.inc()
