@@ -169,6 +169,12 @@ def main(argv: list[str]) -> int:
         return EXIT_CANNOT_LISTEN
     if metrics_dir is not None:
         os.environ[MULTIPROCESS_ENV] = metrics_dir  # read by every worker's ServiceMetrics
+    logger.info(
+        "listening on http://%s:%d",
+        settings.host,
+        settings.port,
+        extra={"workers": settings.workers, "model_dir": str(settings.model_dir)},
+    )
     try:
         return serve("service.main:create_app", settings, sock)
     finally:
