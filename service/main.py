@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException
 
 from service.api.errors import (
     BodyValidationError,
+    PrebuiltRejection,
     body_validation_handler,
     http_error_handler,
+    prebuilt_rejection_handler,
     request_validation_handler,
 )
 from service.api.routes import docs, health, metrics, model, predict
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # request id.
         exception_handlers={
             BodyValidationError: body_validation_handler,
+            PrebuiltRejection: prebuilt_rejection_handler,
             RequestValidationError: request_validation_handler,
             HTTPException: http_error_handler,
         },
