@@ -83,8 +83,10 @@ def _unknown_alias_schemas(feature: Feature) -> list[dict[str, Any]]:
 
 def _category_input(feature: Feature) -> BeforeValidator:
     # The original API's encoding of unknown becomes null before the label check.
+    aliases = feature.unknown_aliases
+
     def check(value: object) -> object:
-        return None if feature.is_unknown_alias(value) else value
+        return None if type(value) is str and value in aliases else value
 
     return BeforeValidator(check)
 
@@ -98,16 +100,22 @@ def _numeric_input(feature: Feature) -> BeforeValidator:
     pattern = re.compile(feature.request_text_pattern())
     allowed = allowed_in_requests(feature)
     integer = feature.kind is FeatureKind.INTEGER
+    aliases = feature.unknown_aliases  # numbers: -1 and -1.0 alike
 
     def check(value: object) -> object:
+        # Exact types first (this runs for every numeric field of every request); bool is not
+        # `int` here, so JSON true/false fall through to their refusal below.
+        kind = type(value)
+        if kind is int or kind is float:
+            if value in aliases:
+                return None
+            if kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+                raise ContractError(feature.name, value, f"not a finite number; expected {allowed}")
+            return value
         if value is None:
             return None
-        if isinstance(value, bool):  # JSON true/false would pass pydantic's lax int and float
+        if kind is bool:  # JSON true/false would pass pydantic's lax int and float
             raise ContractError(feature.name, value, f"not a number; expected {allowed}")
-        if feature.is_unknown_alias(value):
-            return None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ContractError(feature.name, value, f"not a finite number; expected {allowed}")
         if not isinstance(value, str):
             return value
         if len(value) > MAX_TEXT_CHARS:
@@ -138,9 +146,11 @@ def _annotation(feature: Feature) -> Any:
     aliases = _unknown_alias_schemas(feature)
     if feature.kind is FeatureKind.CATEGORY:
         options: list[dict[str, Any]] = [{"enum": list(feature.categories), "type": "string"}]
+        label: Any = Literal[feature.categories] | None  # type: ignore[valid-type]
+        if feature.unknown_aliases:
+            label = Annotated[label, _category_input(feature)]
         return Annotated[
-            Literal[feature.categories] | None,  # type: ignore[valid-type]
-            _category_input(feature),
+            label,
             WithJsonSchema({"anyOf": [*options, *aliases, {"type": "null"}]}),
             Field(title=feature.name, description=description, examples=[feature.example]),
         ]
