@@ -105,7 +105,7 @@ class RequestObservabilityMiddleware:
             await send(message)
 
         try:
-            if encoded:
+            if encoded and scope["method"] in ("POST", "PUT", "PATCH"):
                 await _refuse(scope, 415, _ENCODED_DETAIL, send_with_headers)
             elif content_length is not None and content_length > limit:
                 await _too_large(scope, limit, send_with_headers)

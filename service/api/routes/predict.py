@@ -42,6 +42,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _REJECTIONS: Final = {
     413: {"model": MessageResponse, "description": "Request body too large"},
+    415: {"model": MessageResponse, "description": "A Content-Encoding other than identity"},
     422: {"model": ValidationErrorResponse, "description": "A field breaks the contract"},
 }
 
