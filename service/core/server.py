@@ -127,7 +127,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _headers_timed_out(self) -> None:
         self._deadline = None
         if self.cycle is not None and not self.cycle.response_complete:
-            return  # a response is on its way; its own bounds apply
+            # A pipelined request waits for the answer before it: wait again, bounded as ever.
+            self._arm(self.limits.header_timeout_s, self._headers_timed_out)
+            return
         self._refuse(408, f"request headers not received within {self.limits.header_timeout_s:g} s")
 
     def _body_timed_out(self) -> None:
