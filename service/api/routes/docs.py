@@ -44,6 +44,8 @@ async def swagger_ui() -> HTMLResponse:
         swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
         swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
+        # Swagger UI would otherwise send the document to an online validator for its badge.
+        swagger_ui_parameters={"validatorUrl": None},
     )
 
 
