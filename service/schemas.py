@@ -76,7 +76,11 @@ def allowed_in_requests(feature: Feature) -> str:
 
 def _unknown_alias_schemas(feature: Feature) -> list[dict[str, Any]]:
     return [
-        {"const": alias, "description": "Unknown, as the original API encoded it: same as null."}
+        {
+            "const": alias,
+            "type": "string" if isinstance(alias, str) else "integer",
+            "description": "Unknown, as the original API encoded it: same as null.",
+        }
         for alias in feature.unknown_aliases
     ]
 
