@@ -242,3 +242,15 @@ def test_a_real_500_carries_its_request_id_in_the_answer_and_the_log(model_dir: 
     logged = [r for r in lines if r["message"] == "unexpected error"]
     assert logged and logged[0]["request_id"] == request_id, lines
     assert "RuntimeError: a bug" in logged[0]["exception"]
+
+
+def test_screened_and_validated_batches_report_unknown_keys_alike(client: httpx.Client) -> None:
+    # given a row with one unknown key (pydantic reports it) and one with 30 (screened first)
+    one = {**ORIGINAL_SAMPLE, "k0": 1}
+    many = {**ORIGINAL_SAMPLE, **{f"k{i}": 1 for i in range(30)}}
+    # when each is posted as a batch
+    validated = _rejection(client.post("/predict/batch", json={"rows": [one]}))
+    screened = _rejection(client.post("/predict/batch", json={"rows": [many]}))
+    # then both name rows[0].k0 the same way, and count every unknown key
+    assert validated["detail"][0] == screened["detail"][0], (validated, screened)
+    assert (validated["error_count"], screened["error_count"]) == (1, 30)
