@@ -121,18 +121,18 @@ class RequestObservabilityMiddleware:
             # Not a server error: the client went away (or sent its body too slowly: 408).
             status = 408 if scope.get(BODY_TIMED_OUT) else CLIENT_CLOSED_REQUEST
             self.metrics.count_client_disconnect()
-            _errors.info("client disconnected", extra={"route": scope["path"], "status": status})
+            _errors.info(
+                "client disconnected", extra={"route": self._label(scope), "status": status}
+            )
         except Exception as error:
-            _errors.error("unexpected error", exc_info=error, extra={"route": scope["path"]})
+            _errors.error("unexpected error", exc_info=error, extra={"route": self._label(scope)})
             if not response_started:
                 await _refuse(
                     scope, 500, _INTERNAL_DETAIL, send_with_headers, {"request_id": request_id}
                 )
         finally:
             seconds = time.perf_counter() - started
-            route = getattr(app_scope.get("route"), "path", None) or (
-                scope["path"] if scope["path"] in self.paths else UNMATCHED_ROUTE
-            )
+            route = getattr(app_scope.get("route"), "path", None) or self._label(scope)
             self.metrics.observe_request(scope["method"], route, status, seconds)
             self.access_log.write(
                 logging.ERROR if status >= 500 else logging.INFO,
@@ -145,6 +145,10 @@ class RequestObservabilityMiddleware:
             )
             self.drain.request_done(flight)
             request_id_var.reset(token)
+
+    def _label(self, scope: Scope) -> str:
+        # A path that is no route is client input: logged and counted as one label, not verbatim.
+        return scope["path"] if scope["path"] in self.paths else UNMATCHED_ROUTE
 
 
 def _counting(receive: Receive, limit: int) -> Receive:
