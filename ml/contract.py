@@ -51,6 +51,10 @@ class Feature:
     # Identifiers whose numbers carry no order: the model treats them as categories.
     nominal: bool = False
     example: object = None
+    # What the original API's clients send to mean unknown (its training pipeline filled blanks
+    # with these): a request carrying one is answered exactly as if the field were null. Requests
+    # only; a raw data file's blank is its unknown.
+    unknown_aliases: tuple[str | int, ...] = ()
     _codes: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +84,27 @@ class Feature:
             low, high = self.bounds
             return [float(v) for v in range(int(low), int(high) + 1)]
         return []
+
+    def is_unknown_alias(self, raw: object) -> bool:
+        """Whether a request value is one of the original API's encodings of unknown.
+
+        Numbers compare by value (`-1` and `-1.0` alike); text must match exactly.
+        """
+        if isinstance(raw, bool) or not self.unknown_aliases:
+            return False
+        if self.kind is FeatureKind.CATEGORY:
+            return isinstance(raw, str) and raw in self.unknown_aliases
+        return isinstance(raw, int | float) and raw in self.unknown_aliases
+
+    def request_text_pattern(self) -> str:
+        """The regular expression (JSON Schema dialect too) of the text a request may send for
+        a numeric feature: ASCII digits only, within the feature's range, so that every text it
+        matches is read by `clean_value` into an allowed number, and nothing else is.
+        """
+        low, high = self.bounds
+        if self.kind is FeatureKind.INTEGER:
+            return rf"^ *({_integer_range_pattern(int(low), int(high))})(\.0*)? *$"
+        return _amount_pattern(low, high)
 
     def clean_value(self, raw: object) -> float:
         """Turn one raw value (CSV text, JSON number or string, None) into the model's number.
@@ -111,12 +136,62 @@ class Feature:
         return number
 
 
-_MONEY: Final = r"£?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?"
-_NUMBER: Final = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
+# ASCII digits only ([0-9], not \\d, which matches any script's digits): every numeric field, in
+# data files and requests, reads the same digits as a JSON number does.
+_MONEY: Final = r"£?\s*([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(\.[0-9]+)?"
+_NUMBER: Final = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 _MONEY_TEXT: Final = re.compile(f"^{_MONEY}$")
 _NUMBER_TEXT: Final = re.compile(f"^{_NUMBER}$")
 # Any text a money feature accepts (blank: unknown), for schemas such as the service's OpenAPI.
 MONEY_TEXT_PATTERN: Final = rf"^\s*({_MONEY}|{_NUMBER})?\s*$"
+
+
+def _integer_range_pattern(low: int, high: int) -> str:
+    """An alternation matching exactly the decimal integers low..high (no sign, no leading 0)."""
+    parts: list[str] = []
+    for digits in range(len(str(low)), len(str(high)) + 1):
+        start = max(low, 10 ** (digits - 1) if digits > 1 else 0)
+        end = min(high, 10**digits - 1)
+        if start <= end:
+            parts += _same_length_range(str(start), str(end))
+    return "|".join(parts)
+
+
+def _same_length_range(low: str, high: str) -> list[str]:
+    if low == high:
+        return [low]
+    if len(low) == 1:
+        return [f"[{low}-{high}]"]
+    if low[0] == high[0]:
+        return [low[0] + rest for rest in _same_length_range(low[1:], high[1:])]
+    width = len(low) - 1
+    parts: list[str] = []
+    first, last = int(low[0]), int(high[0])
+    if low[1:] != "0" * width:  # the partial block at the bottom: low .. low[0]99..9
+        parts += [low[0] + rest for rest in _same_length_range(low[1:], "9" * width)]
+        first += 1
+    if high[1:] != "9" * width:
+        last -= 1
+    if first <= last:  # the full blocks in between
+        lead = str(first) if first == last else f"[{first}-{last}]"
+        parts.append(lead + ("[0-9]" if width == 1 else f"[0-9]{{{width}}}"))
+    if high[1:] != "9" * width:  # the partial block at the top: high[0]00..0 .. high
+        parts += [high[0] + rest for rest in _same_length_range("0" * width, high[1:])]
+    return parts
+
+
+def _amount_pattern(low: float, high: float) -> str:
+    """Request text for an amount from 0 to a power of ten: "2305.40", "£1,623.85 ", blank."""
+    exponent = round(math.log10(high)) if high > 0 else 0
+    if low != 0 or high != 10**exponent or exponent < 4:
+        raise TypeError(f"amount text is defined for 0 to a power of ten >= 10,000, not {high}")
+    below = [_integer_range_pattern(0, 10**exponent - 1)]
+    for digits in range(4, exponent + 1):  # 1,000 .. 999,999: grouped by thousands
+        lead = digits % 3 or 3
+        head = "[1-9]" + {1: "", 2: "[0-9]"}.get(lead, f"[0-9]{{{lead - 1}}}")
+        below.append(head + ",[0-9]{3}" * ((digits - lead) // 3))
+    amount = f"({'|'.join(below)})(\\.[0-9]+)?|({10**exponent}|{10**exponent:,})(\\.0+)?"
+    return rf"^ *((£ *)?({amount}))? *$"
 
 
 def _parse_number(feature: Feature, raw: object, text: str | None) -> float:
@@ -192,6 +267,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         maximum=1,
         in_original_api=True,
         example=0,
+        unknown_aliases=(-1,),
     ),
     Feature(
         "VehicleAge",
@@ -207,6 +283,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         categories=("No", "Yes"),
         in_original_api=True,
         example="Yes",
+        unknown_aliases=("Unknown",),
     ),
     Feature(
         "AnnualPremium",
@@ -270,6 +347,7 @@ def describe() -> list[dict[str, object]]:
             "minimum": f.minimum,
             "maximum": f.maximum,
             "blank_means": "unknown",
+            "request_unknown_aliases": list(f.unknown_aliases),
             "in_original_api": f.in_original_api,
         }
         for f in FEATURES

@@ -1,11 +1,16 @@
-"""`python -m service`: check the settings and the model, then serve with uvicorn.
+"""`python -m service`: check the settings, the model and the port, then serve with uvicorn.
 
 Everything comes from the environment (see service/core/config.py and docs/service.md):
 PREDICT_BUY_MODEL_DIR, PREDICT_BUY_HOST, PREDICT_BUY_PORT, PREDICT_BUY_WORKERS (or
-WEB_CONCURRENCY), PREDICT_BUY_LOG_LEVEL, PREDICT_BUY_ACCESS_LOG.
+WEB_CONCURRENCY), PREDICT_BUY_LOG_LEVEL, PREDICT_BUY_ACCESS_LOG, and the server's bounds.
 
-A wrong setting or a missing, corrupt or incompatible model stops it here with one JSON log line
-and a non-zero exit code, before any worker starts.
+Every start-up fault stops it here with one JSON log line and its own exit code, before any
+worker starts:
+
+  2  a wrong or unknown setting
+  3  the model is missing, unreadable, corrupt, incompatible or not finite
+  4  the address cannot be listened on (port in use, address not on this machine)
+  5  several workers, and TMPDIR (default /tmp) is not writable for their shared metrics
 """
 
 from __future__ import annotations
@@ -14,21 +19,28 @@ import logging
 import logging.config
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
-from ml.artefact import ArtefactError, load_serving_model
 from service.core.config import Settings
 from service.core.logging import logging_config
 from service.core.metrics import MULTIPROCESS_ENV
+from service.core.model import ModelUnusable, load_model
+from service.core.server import BoundedHttpToolsProtocol
 
 EXIT_BAD_SETTINGS = 2
 EXIT_BAD_MODEL = 3
+EXIT_CANNOT_LISTEN = 4
+EXIT_NO_TEMP_DIR = 5
 
 logger = logging.getLogger("service")
 
@@ -61,16 +73,54 @@ def unknown_variables(environ: Mapping[str, str]) -> str:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn runs the service (the benchmark runs its baseline with the same options)."""
     return {
-        "host": settings.host,
-        "port": settings.port,
         "workers": settings.workers,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with the header, time and connection bounds (service/core/server.py).
+        "http": partial(BoundedHttpToolsProtocol, limits=settings.server_limits()),
+        "timeout_keep_alive": settings.keep_alive_s,
+        # Requests (tasks) past the connection bound get uvicorn's 503 too; connections past it
+        # are refused by the protocol as they open.
+        "limit_concurrency": settings.max_connections + 1,
         "log_config": logging_config(settings.log_level),
         "access_log": False,  # the app writes its own access line, with the request id
         "server_header": False,
         "timeout_graceful_shutdown": 10,
     }
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket (as uvicorn binds it); OSError if the address is unusable."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)  # the worker processes serve on it
+    return sock
+
+
+def metrics_directory(workers: int, environ: Mapping[str, str]) -> str | None:
+    """A fresh directory for the workers' shared metrics, or None if one process (or the
+    operator chose one); OSError if TMPDIR (default /tmp) is not writable."""
+    if workers <= 1 or environ.get(MULTIPROCESS_ENV):
+        return None
+    return tempfile.mkdtemp(prefix="predict-buy-metrics-", dir=environ.get("TMPDIR", "/tmp"))  # noqa: S108 - the documented default, a fresh private directory in it
+
+
+def serve(app: Any, settings: Settings, sock: socket.socket) -> int:
+    """Run uvicorn on `sock` until stopped; EXIT_BAD_MODEL if a worker could not start."""
+    config = uvicorn.Config(app, factory=isinstance(app, str), **uvicorn_options(settings))
+    if settings.workers > 1:
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+        failed = any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
+        return EXIT_BAD_MODEL if failed else 0
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else EXIT_BAD_MODEL
 
 
 def main(argv: list[str]) -> int:
@@ -89,21 +139,48 @@ def main(argv: list[str]) -> int:
         logger.critical("cannot start: %s", _settings_problem(error))
         return EXIT_BAD_SETTINGS
     try:
-        load_serving_model(settings.model_dir)
-    except ArtefactError as error:
+        load_model(settings.model_dir)
+    except ModelUnusable as error:
         logger.critical("cannot serve: %s", error)
         return EXIT_BAD_MODEL
-    metrics_dir = None
-    if settings.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
-        # Workers share their counters through files here, so /metrics covers all of them.
-        metrics_dir = tempfile.mkdtemp(prefix="predict-buy-metrics-")
-        os.environ[MULTIPROCESS_ENV] = metrics_dir
     try:
-        uvicorn.run("service.main:create_app", factory=True, **uvicorn_options(settings))
-    finally:
+        metrics_dir = metrics_directory(settings.workers, os.environ)
+    except OSError as error:
+        logger.critical(
+            "cannot start: %d workers share their metrics through files and TMPDIR (default "
+            "/tmp) is not writable (%s); mount a writable tmpfs at /tmp, set TMPDIR, or run one "
+            "worker (WEB_CONCURRENCY=1)",
+            settings.workers,
+            error,
+        )
+        return EXIT_NO_TEMP_DIR
+    try:
+        sock = listen(settings.host, settings.port)
+    except OSError as error:
+        logger.critical(
+            "cannot start: cannot listen on %s port %d (%s); free the port or set "
+            "PREDICT_BUY_PORT / PREDICT_BUY_HOST",
+            settings.host,
+            settings.port,
+            error.strerror or error,
+        )
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
+        return EXIT_CANNOT_LISTEN
+    if metrics_dir is not None:
+        os.environ[MULTIPROCESS_ENV] = metrics_dir  # read by every worker's ServiceMetrics
+    logger.info(
+        "listening on http://%s:%d",
+        settings.host,
+        settings.port,
+        extra={"workers": settings.workers, "model_dir": str(settings.model_dir)},
+    )
+    try:
+        return serve("service.main:create_app", settings, sock)
+    finally:
+        sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,21 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from ml.artefact import ArtefactError, load_serving_model
 from service.api.errors import (
+    BodyValidationError,
+    PrebuiltRejection,
+    body_validation_handler,
     http_error_handler,
+    prebuilt_rejection_handler,
     request_validation_handler,
-    unexpected_error_handler,
 )
-from service.api.routes import health, metrics, model, predict
+from service.api.routes import docs, health, metrics, model, predict
 from service.core.config import Settings, get_settings
+from service.core.draining import Drain
 from service.core.logging import AccessLog
 from service.core.metrics import ServiceMetrics
 from service.core.middleware import RequestObservabilityMiddleware
+from service.core.model import ModelUnusable, load_model
 from service.inference import Predictor
 from service.schemas import (
     MAX_BATCH_BODY_BYTES,
@@ -35,6 +39,8 @@ from service.schemas import (
 
 logger = logging.getLogger("service")
 
+# Answers on these paths carry personal data: `Cache-Control: no-store`.
+PREDICTION_PATHS: Final = frozenset({"/predict", "/predict/batch"})
 # The version of the HTTP API (its paths and shapes), not of the package or the model.
 API_VERSION: Final = "2.0.0"
 DESCRIPTION: Final = """\
@@ -42,7 +48,9 @@ Predicts whether an insurance customer will buy an additional (vehicle) policy.
 
 `POST /predict` accepts the original API's seven-field payload unchanged and answers its
 `predicted_class`, plus the probability, the decision threshold and the model version. The other
-model features are optional. Null (or an absent optional field) means unknown.
+model features are optional. Null (or an absent optional field) means unknown; so do the original
+API's encodings of unknown, `"Switch": -1` and `"PastAccident": "Unknown"`, which get exactly the
+answer null gets.
 """
 
 
@@ -55,14 +63,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and verify the model before the first request; refuse to start without it."""
     settings: Settings = app.state.settings
     try:
-        compiled, metadata = load_serving_model(settings.model_dir)
-    except ArtefactError as error:
+        compiled, metadata = load_model(settings.model_dir)
+    except ModelUnusable as error:
         logger.critical("cannot serve: %s", error)
         raise StartupError(str(error)) from None
     predictor = Predictor(compiled, metadata)
     app.state.predictor = predictor
     app.state.metrics.set_model(predictor.version, predictor.sha256)
     app.state.ready = True
+    app.state.drain.install()
     logger.info(
         "serving model",
         extra={
@@ -74,7 +83,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        # Readiness goes first so a load balancer stops routing here while requests drain.
         app.state.ready = False
         app.state.access_log.flush()
 
@@ -103,35 +111,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # an included router as a nested level matched on every request. Prediction comes first
         # (routes are tried in order, /predict is by far the busiest), then the docs routes.
         routes=[
-            route
-            for router in (predict.router, health.router, model.router, metrics.router)
-            for route in router.routes
+            *(
+                route
+                for router in (predict.router, health.router, model.router, metrics.router)
+                for route in router.routes
+            ),
+            *docs.router.routes,
+            docs.assets_mount(),
         ],
         title="predict_buy_app",
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The documentation pages are served offline by service/api/routes/docs.py.
+        docs_url=None,
+        redoc_url=None,
+        # A redirect to add or drop a slash would be built from the Host header, pointing clients
+        # anywhere; /predict/ is simply not a route.
+        redirect_slashes=False,
         # The original API parsed JSON bodies sent without a Content-Type; so does this one.
         strict_content_type=False,
+        # Unexpected errors and client disconnects are answered by the middleware, which has the
+        # request id.
         exception_handlers={
+            BodyValidationError: body_validation_handler,
+            PrebuiltRejection: prebuilt_rejection_handler,
             RequestValidationError: request_validation_handler,
             HTTPException: http_error_handler,
-            Exception: unexpected_error_handler,
         },
     )
     app.openapi = partial(openapi_document, app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.access_log = AccessLog(settings.access_log)
+    app.state.drain = Drain(settings.drain_timeout_s)
+    app.state.metrics.track_in_flight(lambda: len(app.state.drain.in_flight))
     app.state.predictor = None
     app.state.ready = False
     app.add_middleware(
         RequestObservabilityMiddleware,
         metrics=app.state.metrics,
         access_log=app.state.access_log,
+        drain=app.state.drain,
         # Bodies above these are refused with 413 before they are read or parsed.
         max_body_bytes=MAX_PREDICT_BODY_BYTES,
         max_body_bytes_by_path={"/predict/batch": MAX_BATCH_BODY_BYTES},
         paths=frozenset(route.path for route in app.routes if isinstance(route, APIRoute)),
+        no_store_paths=PREDICTION_PATHS,
     )
     return app

@@ -8,10 +8,12 @@ keys whose value may be null (unknown), the rest are optional; unknown fields ar
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, Final, Literal
 
+import orjson
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,7 +24,6 @@ from pydantic import (
 
 from ml.contract import (
     FEATURES,
-    MONEY_TEXT_PATTERN,
     ORIGINAL_API_FIELDS,
     ContractError,
     Feature,
@@ -47,76 +48,137 @@ ORIGINAL_SAMPLE: Final[dict[str, Any]] = {
 }
 
 
+# Text for a numeric field longer than this is refused before any pattern runs on it.
+MAX_TEXT_CHARS: Final = 64
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 def allowed_in_requests(feature: Feature) -> str:
     """What a request may send for a feature, in words (error messages and field docs)."""
+    if feature.unknown_aliases:
+        aliases = " or ".join(_json(a) for a in feature.unknown_aliases)
+        unknown = f"null or {aliases} (unknown)"
+    else:
+        unknown = "null (unknown)"
     if feature.kind is FeatureKind.CATEGORY:
-        labels = ", ".join(repr(c) for c in feature.categories)
-        return f"one of {labels}, or null (unknown)"
+        labels = ", ".join(_json(c) for c in feature.categories)
+        return f"one of {labels}, or {unknown}"
     low, high = feature.bounds
     if feature.kind is FeatureKind.INTEGER:
-        return f"a whole number from {low:,g} to {high:,.0f}, or null (unknown)"
+        return f"a whole number from {low:,g} to {high:,.0f} (or its digits as text), or {unknown}"
     return (
-        f"a number from {low:,g} to {high:,.0f} or currency text such as '£1,623.85', "
-        "or null (unknown)"
+        f'a number from {low:,g} to {high:,.0f} or currency text such as "£1,623.85", or {unknown}'
     )
 
 
-def _refuse_booleans(feature: Feature) -> BeforeValidator:
-    # JSON true/false would pass pydantic's lax int and float; the contract refuses them.
+def _unknown_alias_schemas(feature: Feature) -> list[dict[str, Any]]:
+    return [
+        {
+            "const": alias,
+            "type": "string" if isinstance(alias, str) else "integer",
+            "description": "Unknown, as the original API encoded it: same as null.",
+        }
+        for alias in feature.unknown_aliases
+    ]
+
+
+def _category_input(feature: Feature) -> BeforeValidator:
+    # The original API's encoding of unknown becomes null before the label check.
+    aliases = feature.unknown_aliases
+
     def check(value: object) -> object:
-        if isinstance(value, bool):
-            raise ContractError(feature.name, value, f"expected {allowed_in_requests(feature)}")
-        return value
+        return None if type(value) is str and value in aliases else value
 
     return BeforeValidator(check)
 
 
-def _parse_money(feature: Feature) -> AfterValidator:
-    # The contract's own parser: serving reads "£1,623.85 " exactly as training does.
-    def parse(value: float | str | None) -> float | None:
+def _numeric_input(feature: Feature) -> BeforeValidator:
+    """JSON numbers pass on to the range check; text is read by the contract's own parser.
+
+    Text must match the feature's request pattern (checked on at most MAX_TEXT_CHARS characters,
+    so no pattern ever runs on a long string), which is exactly what the OpenAPI document says.
+    """
+    pattern = re.compile(feature.request_text_pattern())
+    allowed = allowed_in_requests(feature)
+    integer = feature.kind is FeatureKind.INTEGER
+    aliases = feature.unknown_aliases  # numbers: -1 and -1.0 alike
+
+    def check(value: object) -> object:
+        # Exact types first (this runs for every numeric field of every request); bool is not
+        # `int` here, so JSON true/false fall through to their refusal below.
+        kind = type(value)
+        if kind is int or kind is float:
+            if value in aliases:
+                return None
+            if kind is float and not math.isfinite(value):  # type: ignore[arg-type]
+                raise ContractError(feature.name, value, f"not a finite number; expected {allowed}")
+            return value
         if value is None:
             return None
+        if kind is bool:  # JSON true/false would pass pydantic's lax int and float
+            raise ContractError(feature.name, value, f"not a number; expected {allowed}")
+        if not isinstance(value, str):
+            return value
+        if len(value) > MAX_TEXT_CHARS:
+            raise ContractError(
+                feature.name,
+                value,
+                f"text longer than {MAX_TEXT_CHARS} characters; expected {allowed}",
+            )
+        if not pattern.fullmatch(value):
+            what = "a whole number in range" if integer else "an amount in range"
+            raise ContractError(feature.name, value, f"text is not {what}; expected {allowed}")
         number = feature.clean_value(value)
-        return None if number != number else number  # blank text: unknown, like null
+        if number != number:  # blank text: unknown, like null
+            return None
+        return int(number) if integer else number
 
-    return AfterValidator(parse)
+    return BeforeValidator(check)
 
 
 def _annotation(feature: Feature) -> Any:
-    """The pydantic type of one feature's request field (always nullable: null is unknown)."""
+    """The pydantic type of one feature's request field (always nullable: null is unknown).
+
+    Its JSON schema lists exactly what the validator accepts, so the OpenAPI document and the
+    service agree both ways (tests/service/test_schemathesis.py checks positive and negative
+    cases).
+    """
     description = f"{feature.description} Allowed: {allowed_in_requests(feature)}."
+    aliases = _unknown_alias_schemas(feature)
     if feature.kind is FeatureKind.CATEGORY:
+        options: list[dict[str, Any]] = [{"enum": list(feature.categories), "type": "string"}]
+        label: Any = Literal[feature.categories] | None  # type: ignore[valid-type]
+        if feature.unknown_aliases:
+            label = Annotated[label, _category_input(feature)]
         return Annotated[
-            Literal[feature.categories] | None,  # type: ignore[valid-type]
+            label,
+            WithJsonSchema({"anyOf": [*options, *aliases, {"type": "null"}]}),
             Field(title=feature.name, description=description, examples=[feature.example]),
         ]
     low, high = feature.bounds
+    text = {
+        "type": "string",
+        "maxLength": MAX_TEXT_CHARS,
+        "pattern": feature.request_text_pattern(),
+    }
     if feature.kind is FeatureKind.INTEGER:
-        # Lax int: 46, 46.0 and "46" are accepted (the original clients send RegionID 21.0);
-        # 46.5 is refused.
-        return Annotated[
-            Annotated[int, Field(ge=int(low), le=int(high))] | None,
-            _refuse_booleans(feature),
-            Field(title=feature.name, description=description, examples=[feature.example]),
-        ]
+        # Lax int: 46 and 46.0 are accepted (the original clients send RegionID 21.0); 46.5 is
+        # refused. Text ("46") is read by the contract's parser first.
+        number: Any = Annotated[int, Field(ge=int(low), le=int(high))]
+        options = [{"type": "integer", "minimum": int(low), "maximum": int(high)}, text]
+        examples = [feature.example]
+    else:
+        number = Annotated[float, Field(ge=low, le=high)]
+        options = [{"type": "number", "minimum": low, "maximum": high}, text]
+        examples = [feature.example, "£1,623.85 "]
     return Annotated[
-        float | str | None,
-        _refuse_booleans(feature),
-        _parse_money(feature),
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "number", "minimum": low, "maximum": high},
-                    {"type": "string", "pattern": MONEY_TEXT_PATTERN, "maxLength": 64},
-                    {"type": "null"},
-                ]
-            }
-        ),
-        Field(
-            title=feature.name,
-            description=description,
-            examples=[feature.example, "£1,623.85 "],
-        ),
+        number | None,
+        _numeric_input(feature),
+        WithJsonSchema({"anyOf": [*options, *aliases, {"type": "null"}]}),
+        Field(title=feature.name, description=description, examples=examples),
     ]
 
 
@@ -194,7 +256,11 @@ class ErrorItem(BaseModel):
 class ValidationErrorResponse(BaseModel):
     """422: the request was well-formed HTTP but its content breaks the contract."""
 
-    detail: list[ErrorItem]
+    detail: list[ErrorItem] = Field(
+        description="The first errors found, one per field and error type (at most 50, within "
+        "a few KB whatever the input)."
+    )
+    error_count: int = Field(ge=1, description="How many errors the input had in all.")
 
 
 class MessageResponse(BaseModel):
@@ -204,8 +270,10 @@ class MessageResponse(BaseModel):
 
 
 class RootResponse(BaseModel):
-    """The original API's health answer at `GET /`."""
+    """The original API's health answer at `GET /`, plus additions."""
 
+    health_check: Literal["OK"] = Field(description="As the original API answered.")
+    model_version: str = Field(description="Version of the model being served.")
     message: str
     status: Literal["ok"]
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Per-worker bounds on what one client may hold (service/core/server.py enforces them)."""
+
+    max_header_bytes: int
+    header_timeout_s: float
+    body_timeout_s: float
+    max_connections: int
 
 
 class Settings(BaseSettings):
@@ -37,11 +48,56 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(True, description="Write one JSON line per request.")
     batch_inline_max_bytes: int = Field(
-        16_384,
+        512,
         ge=0,
-        description="Batch bodies up to this size (~50 rows) are scored on the event loop; larger "
-        "ones in a worker thread, so a big batch never stalls other requests.",
+        description="Batch bodies up to this size (a row or two) are scored on the event loop; "
+        "larger ones in a worker thread, so a big batch (or one full of errors: 16 KB of empty "
+        "rows is 38,000 of them) never stalls other requests.",
     )
+
+    # Bounds on what one client may hold (service/core/server.py); per worker process.
+    max_header_bytes: int = Field(
+        16_384, ge=1_024, le=1_048_576, description="Request line and headers above this: 431."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3_600,
+        description="Headers not received this long after the request "
+        "(or connection) began: 408, connection closed.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3_600, description="A body not received this long after its headers: 408."
+    )
+    keep_alive_s: float = Field(
+        65.0,
+        gt=0,
+        le=3_600,
+        description="An idle keep-alive connection is closed after this "
+        "(above the load balancer's 60 s idle timeout, so the balancer closes first).",
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        le=100_000,
+        description="Open connections (or requests) per worker above this: 503.",
+    )
+    drain_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        le=3_600,
+        description="On SIGTERM, how long /readyz answers 503 while the "
+        "requests in flight finish, at most, before the server stops listening.",
+    )
+
+    def server_limits(self) -> ServerLimits:
+        """The bounds the HTTP protocol enforces."""
+        return ServerLimits(
+            max_header_bytes=self.max_header_bytes,
+            header_timeout_s=self.header_timeout_s,
+            body_timeout_s=self.body_timeout_s,
+            max_connections=self.max_connections,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ mode (PROMETHEUS_MULTIPROC_DIR, set by `python -m service` when workers > 1) sum
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Final
 
 from prometheus_client import (
@@ -71,6 +72,12 @@ class ServiceMetrics:
             ["predicted_class"],
             registry=self.registry,
         )
+        self.client_disconnects = Counter(
+            "predict_buy_client_disconnects",
+            "Requests whose client went away (or sent its body too slowly) before the answer; "
+            "counted apart from server errors.",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "predict_buy_model_info",
             "The model being served: 1 for its version and sha256.",
@@ -97,6 +104,22 @@ class ServiceMetrics:
             self._predicted[1].inc(positives)
         if total - positives:
             self._predicted[0].inc(total - positives)
+
+    def track_in_flight(self, count: Callable[[], int]) -> None:
+        """Expose the requests being answered now, read from `count` at each scrape.
+
+        One process only: with several workers each would report its own, so it is left out.
+        """
+        if not self.multiprocess:
+            gauge = Gauge(
+                "predict_buy_http_requests_in_flight",
+                "Requests being answered now.",
+                registry=self.registry,
+            )
+            gauge.set_function(count)
+
+    def count_client_disconnect(self) -> None:
+        self.client_disconnects.inc()
 
     def set_model(self, version: str, sha256: str) -> None:
         self.model_info.labels(version, sha256).set(1)

@@ -31,10 +31,15 @@ def _only_error(response: httpx.Response) -> dict[str, Any]:
 
 # -- health and description ------------------------------------------------------------------
 def test_root_keeps_the_original_health_answer(client: httpx.Client) -> None:
-    # when the original health check is called / then it answers 200 with a JSON object
+    # when the original health check is called
     response = client.get("/")
+    # then it answers 200 with the original keys (health_check "OK", a model_version); the
+    # other keys are additions
     assert response.status_code == 200
-    assert response.json() == {"message": "predict_buy_app is running", "status": "ok"}
+    answer = response.json()
+    assert answer["health_check"] == "OK", answer
+    assert answer["model_version"] == MODEL_VERSION, answer
+    assert {"health_check", "model_version"} <= set(answer)
 
 
 def test_liveness_and_readiness(client: httpx.Client) -> None:
@@ -108,11 +113,11 @@ def test_unknowns_and_optional_features(client: httpx.Client) -> None:
     [
         ({"Age": 150}, "Age", "a whole number from 18 to 100"),
         ({"Age": 46.5}, "Age", "a whole number from 18 to 100"),
-        ({"Gender": "F"}, "Gender", "'Female' or 'Male'"),
+        ({"Gender": "F"}, "Gender", 'not one of the labels (got "F"); allowed: one of "Female"'),
         ({"HasDrivingLicense": True}, "HasDrivingLicense", "a whole number from 0 to 1"),
-        ({"AnnualPremium": "£lots"}, "AnnualPremium", "an amount from 0 to 1,000,000"),
-        ({"AnnualPremium": -3}, "AnnualPremium", "an amount from 0 to 1,000,000"),
-        ({"VehicleAge": "new"}, "VehicleAge", "'< 1 Year', '1-2 Year' or '> 2 Years'"),
+        ({"AnnualPremium": "£lots"}, "AnnualPremium", "a number from 0 to 1,000,000"),
+        ({"AnnualPremium": -3}, "AnnualPremium", "out of range (got -3)"),
+        ({"VehicleAge": "new"}, "VehicleAge", '"< 1 Year", "1-2 Year", "> 2 Years"'),
         ({"Salary": 1}, "Salary", "unknown field; the fields are "),
     ],
 )

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ml.artefact import load_serving_model
@@ -19,7 +23,7 @@ from ml.contract import (
     clean_row,
 )
 from service.inference import Predictor, clean_matrix
-from service.schemas import ORIGINAL_SAMPLE, BatchRequest, PredictRequest
+from service.schemas import MAX_TEXT_CHARS, ORIGINAL_SAMPLE, BatchRequest, PredictRequest
 from tests.service.model_factory import sample_requests
 
 SCHEMA = PredictRequest.model_json_schema()
@@ -41,18 +45,24 @@ def test_request_fields_are_the_contract_features() -> None:
 def test_each_field_allows_what_the_contract_allows(feature: Any) -> None:
     # given one contract feature / when its request field's JSON schema is read
     options = _non_null(SCHEMA["properties"][feature.name])
-    # then categories, integer ranges and money bounds are the contract's own
+    # then categories, integer ranges, text and the original API's unknowns are the contract's
     assert {"type": "null"} in SCHEMA["properties"][feature.name]["anyOf"], "null means unknown"
+    aliases = [o["const"] for o in options if "const" in o]
+    assert aliases == list(feature.unknown_aliases), "the original encodings of unknown"
+    values = [o for o in options if "const" not in o]
+    text = {
+        "type": "string",
+        "maxLength": MAX_TEXT_CHARS,
+        "pattern": feature.request_text_pattern() if feature.kind != FeatureKind.CATEGORY else "",
+    }
     if feature.kind is FeatureKind.CATEGORY:
-        assert options == [{"enum": list(feature.categories), "type": "string"}]
+        assert values == [{"enum": list(feature.categories), "type": "string"}]
     elif feature.kind is FeatureKind.INTEGER:
-        assert options == [
-            {"type": "integer", "minimum": feature.minimum, "maximum": feature.maximum}
-        ]
+        low, high = feature.bounds
+        assert values == [{"type": "integer", "minimum": low, "maximum": high}, text]
     else:
-        number = next(o for o in options if o["type"] == "number")
-        assert (number["minimum"], number["maximum"]) == feature.bounds
-        assert any(o["type"] == "string" for o in options), "currency text must be documented"
+        low, high = feature.bounds
+        assert values == [{"type": "number", "minimum": low, "maximum": high}, text]
 
 
 def test_the_original_sample_payload_is_accepted() -> None:
@@ -156,3 +166,103 @@ def test_contract_lookup_is_complete() -> None:
     for name, field in PredictRequest.model_fields.items():
         assert field.description and "Allowed:" in field.description, name
         assert FEATURES_BY_NAME[name].description in field.description
+
+
+# -- the document and the validator agree: text, aliases, NaN -------------------------------
+NUMERIC = [f for f in FEATURES if f.kind is not FeatureKind.CATEGORY]
+
+
+def _accepts(feature_name: str, value: Any) -> bool:
+    try:
+        PredictRequest.model_validate({**ORIGINAL_SAMPLE, feature_name: value})
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("feature", NUMERIC, ids=lambda f: f.name)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_text_the_document_allows_is_accepted_and_read_by_the_contract(
+    feature: Any, data: st.DataObject
+) -> None:
+    # given text matching the field's documented pattern (within its documented length)
+    pattern = _non_null(SCHEMA["properties"][feature.name])[1]
+    text = data.draw(
+        st.from_regex(pattern["pattern"], fullmatch=True).filter(lambda s: len(s) <= 64)
+    )
+    # when validated / then it is accepted, as the number the contract's parser reads
+    got = vars(PredictRequest.model_validate({**ORIGINAL_SAMPLE, feature.name: text}))
+    expected = feature.clean_value(text)
+    assert (got[feature.name] is None) if math.isnan(expected) else got[feature.name] == expected
+
+
+@pytest.mark.parametrize("feature", NUMERIC, ids=lambda f: f.name)
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(alphabet="0123456789 .,£+-eE_\u0664", max_size=12),
+        st.text(max_size=8),
+        st.from_regex(r"[0-9]{1,8}(\.[0-9]{0,3})?", fullmatch=True),
+    )
+)
+def test_text_is_accepted_exactly_when_the_document_allows_it(feature: Any, text: str) -> None:
+    # given any short text / when validated / then accepted if and only if the pattern matches
+    allowed = re.fullmatch(feature.request_text_pattern(), text) is not None
+    assert _accepts(feature.name, text) == allowed, f"{feature.name}={text!r}: document {allowed}"
+
+
+@pytest.mark.parametrize("feature", NUMERIC, ids=lambda f: f.name)
+def test_text_over_the_documented_length_is_refused_before_any_pattern(feature: Any) -> None:
+    # given digits far over the documented maxLength / when validated / then refused as too long
+    with pytest.raises(ValidationError, match="longer than 64 characters"):
+        PredictRequest.model_validate({**ORIGINAL_SAMPLE, feature.name: "1" * 8_000_000})
+
+
+@pytest.mark.parametrize("feature", NUMERIC, ids=lambda f: f.name)
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_literals_are_refused_in_every_numeric_field(
+    feature: Any, literal: str
+) -> None:
+    # given a JSON body with a NaN or Infinity literal (pydantic's parser reads them)
+    body = orjson.dumps({**ORIGINAL_SAMPLE, feature.name: 0}).decode()
+    body = body.replace(f'"{feature.name}":0', f'"{feature.name}":{literal}')
+    # when validated / then refused at that field (NaN is not unknown: null is)
+    with pytest.raises(ValidationError) as caught:
+        PredictRequest.model_validate_json(body)
+    assert caught.value.errors()[0]["loc"][0] == feature.name
+
+
+@pytest.mark.parametrize("feature", NUMERIC, ids=lambda f: f.name)
+@pytest.mark.parametrize(
+    "digits",
+    ["\u0664\u0666", "\uff14\uff16", "\u096a\u096c"],
+    ids=["arabic", "fullwidth", "devanagari"],
+)
+def test_non_ascii_digits_are_refused_alike_in_every_numeric_field(
+    feature: Any, digits: str
+) -> None:
+    # given digits of another script (Python's float() would read them as 46)
+    # when validated / then every numeric field refuses them, as JSON numbers cannot carry them
+    assert not _accepts(feature.name, digits)
+
+
+@pytest.mark.parametrize(
+    ("field", "alias"),
+    [("Switch", -1), ("Switch", -1.0), ("PastAccident", "Unknown")],
+)
+def test_the_original_encodings_of_unknown_mean_null(field: str, alias: Any) -> None:
+    # given the original API's encoding of unknown / when validated / then it is null
+    assert vars(PredictRequest.model_validate({**ORIGINAL_SAMPLE, field: alias}))[field] is None
+    feature = FEATURES_BY_NAME[field]
+    assert feature.is_unknown_alias(alias), "the contract names the alias"
+    assert not feature.is_unknown_alias(True), "a boolean is never an alias"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("Switch", "-1"), ("Switch", -2), ("PastAccident", "unknown"), ("Gender", "Unknown")],
+)
+def test_only_the_original_encodings_are_aliases(field: str, value: Any) -> None:
+    # given look-alikes of the aliases, or an alias on another field / then they are refused
+    assert not _accepts(field, value)

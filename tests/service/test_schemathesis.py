@@ -1,4 +1,5 @@
-"""Property-based tests of the OpenAPI document: no input gives a 5xx, every answer fits it.
+"""Property-based tests of the OpenAPI document: no 5xx, every answer fits it, and it agrees with
+the validator both ways (what it allows is accepted, what it forbids is refused).
 
 Each operation of the live server's /openapi.json gets generated requests (valid and invalid
 ones, a bounded number) and every response is checked against the document.
@@ -14,6 +15,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -25,6 +28,10 @@ pytestmark = [pytest.mark.e2e]
 EXAMPLES_PER_OPERATION = 40
 CHECKS = [
     not_a_server_error,
+    # The document and the validator agree both ways: what it allows is accepted (2xx), what it
+    # forbids is refused (4xx).
+    positive_data_acceptance,
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
     content_type_conformance,
