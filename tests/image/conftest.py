@@ -58,31 +58,56 @@ def podman(tools: Any, *args: str, check: bool = True, timeout: float = 300) -> 
     return done.stdout
 
 
-@pytest.fixture(scope="session")
-def base_image(tools: Any) -> str:
-    """The local Debian bookworm base with Python 3.11 (built once, then reused by its tag)."""
-    return str(image_script.build_base(tools))
+@dataclass
+class Training:
+    """`dvc repro` of a small model in a copy of the project, running in the background."""
+
+    project: Path
+    process: subprocess.Popen[str]
 
 
 @pytest.fixture(scope="session")
-def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the project, as a fresh clone has it, with a small model `dvc repro` trained."""
+def training(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Training]:
+    """Start training in a copy of the project, as a fresh clone has it; stopped if abandoned.
+
+    It runs while the base is built (the one is CPU, the other mostly downloads).
+    """
     project = tmp_path_factory.mktemp("clone") / "predict-buy"
     copy_project(project, REPO_ROOT)
     set_rows(project / "params.yaml", TRAIN_ROWS, TEST_ROWS)
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     environment.pop("PYTHONPATH", None)  # the stages run from the project root alone
-    done = subprocess.run(
+    log = (project.parent / "dvc-repro.log").open("w")
+    process = subprocess.Popen(
         [str(BIN / "dvc"), "repro"],
         cwd=project,
         env=environment,
-        capture_output=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=600,
-        check=False,
     )
-    assert done.returncode == 0, f"dvc repro:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    return project
+    try:
+        yield Training(project, process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(tools: Any, training: Training) -> str:
+    """The local Debian bookworm base with Python 3.11 (built once, then reused by its tag)."""
+    return str(image_script.build_base(tools))
+
+
+@pytest.fixture(scope="session")
+def trained_project(training: Training) -> Path:
+    """The project copy once `dvc repro` has trained, evaluated and gated its model."""
+    status = training.process.wait(timeout=900)
+    log = (training.project.parent / "dvc-repro.log").read_text()
+    assert status == 0, f"dvc repro exited with {status}:\n{log[-4000:]}"
+    return training.project
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,9 @@ class RegistryAsEcr:
         self.base = f"http://{registry}/v2"
         self.http = httpx.Client(timeout=30, headers={"Accept": ", ".join(MANIFEST_TYPES)})
 
+    def close(self) -> None:
+        self.http.close()
+
     def _manifest_url(self, repository: str, reference: str) -> str:
         return f"{self.base}/{repository}/manifests/{reference}"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.image.conftest import RUNTIME, ULIMITS, image_script, podman
+from tests.image.conftest import image_script
 
 pytestmark = [pytest.mark.image]
 
@@ -57,17 +57,6 @@ def test_a_missing_model_is_refused_before_building(tmp_path: Path) -> None:
     (tmp_path / "service" / "Dockerfile").write_text("FROM scratch\n")
     with pytest.raises(image_script.ImageError, match=r"lacks models/model.npz.*make run"):
         image_script.check_context(tmp_path)
-
-
-def test_the_base_is_debian_bookworm_with_python_3_11(tools: Any, base_image: str) -> None:
-    # when the base runs Python
-    script = (
-        "import sys, platform; print(sys.version_info[:2], sys.executable); "
-        "print(platform.freedesktop_os_release()['VERSION_CODENAME'])"
-    )
-    output = podman(tools, "run", "--rm", *RUNTIME, *ULIMITS, base_image, "python", "-c", script)
-    # then it is Debian's Python 3.11 on bookworm, `python` on PATH as the Dockerfile expects
-    assert "(3, 11) /usr/bin/python" in output and "bookworm" in output, output
 
 
 def test_the_base_is_cached_by_its_tag(tools: Any, base_image: str) -> None:

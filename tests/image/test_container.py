@@ -61,6 +61,18 @@ def test_the_image_keeps_docker_format_its_healthcheck_user_and_command(
     assert f"sha256:{image['Id']}" == built_image.image_id
 
 
+def test_it_runs_debian_bookworm_s_python_3_11_from_the_local_base(container: Container) -> None:
+    # when the container's Python reports itself
+    script = (
+        "import sys, platform; print(sys.version_info[:2], sys.base_prefix); "
+        "print(platform.freedesktop_os_release()['VERSION_CODENAME'])"
+    )
+    done = container.exec("python", "-c", script)
+    # then it is Debian's Python 3.11 (in /usr, not /usr/local) on bookworm
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(3,", "11)", "/usr", "bookworm"], done.stdout
+
+
 def test_the_serving_layer_holds_only_what_serving_imports(container: Container) -> None:
     # when the container lists what it holds and what serving imports
     done = container.exec("python", "-c", INVENTORY)

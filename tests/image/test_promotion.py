@@ -12,6 +12,7 @@ import json
 import shlex
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ def tag_by_commit(
     """CI's commit-tag step: the nonprod stack's command line, run by infra.tag_image's main."""
     command = shlex.split(tag_command(sys.executable, NONPROD, REGION, digest, commit))
     assert command[1:3] == ["-m", "infra.tag_image"], command
-    status = tag_image_main(command[3:], client=RegistryAsEcr(registry))
+    with closing(RegistryAsEcr(registry)) as client:
+        status = tag_image_main(command[3:], client=client)
     out = capsys.readouterr().out
     assert status == 0, out
     return dict(json.loads(out.strip().splitlines()[-1]))
