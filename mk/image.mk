@@ -6,8 +6,7 @@ IMAGE_ENGINE ?= auto
 
 .PHONY: image
 image: $(SYNCED) ## build the service image (needs models/: make run); prints name, digest, size
-	$(PY) scripts/container_image.py build --engine $(IMAGE_ENGINE) \
-		$(if $(PYTHON_IMAGE),--python-image $(PYTHON_IMAGE))
+	$(PY) scripts/container_image.py build --engine $(IMAGE_ENGINE)$(if $(PYTHON_IMAGE), --python-image $(PYTHON_IMAGE))
 
 .PHONY: bench-image
 bench-image: $(SYNCED) ## the image: build time, size and layers, container start to ready

@@ -143,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = f"localhost/predict-buy-bench/predict_buy_app:{os.getpid()}"
     try:
         image.check_context(args.context)
-        print("== service image (buildah, storage driver " + tools.storage_driver + ")")
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"== service image (buildah, storage driver {tools.storage_driver}; load {load})")
         started = time.monotonic()
         cached = tools.exists(image.base_reference(image.apt_source_files()))
         base = image.build_base(tools)
