@@ -31,7 +31,7 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -159,8 +159,9 @@ def docker_answers(docker: str = "docker") -> bool:
 class Buildah:
     """buildah and podman with one storage driver (and buildah with one isolation)."""
 
-    storage_driver: str = os.environ.get("STORAGE_DRIVER", "vfs")
-    isolation: str = os.environ.get("BUILDAH_ISOLATION", "chroot")
+    # Read when a Buildah is made, not when the module is imported.
+    storage_driver: str = field(default_factory=lambda: os.environ.get("STORAGE_DRIVER", "vfs"))
+    isolation: str = field(default_factory=lambda: os.environ.get("BUILDAH_ISOLATION", "chroot"))
 
     def buildah(self, *args: str) -> list[str]:
         return ["buildah", "--storage-driver", self.storage_driver, *args]
