@@ -95,10 +95,15 @@ def training(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Training]:
         log.close()
 
 
+def configured_base() -> str | None:
+    """$PYTHON_IMAGE, where the machine can pull a base (GitHub's runners: the official one)."""
+    return os.environ.get("PYTHON_IMAGE") or None
+
+
 @pytest.fixture(scope="session")
 def base_image(tools: Any, training: Training) -> str:
     """The local Debian bookworm base with Python 3.11 (built once, then reused by its tag)."""
-    return str(image_script.build_base(tools))
+    return configured_base() or str(image_script.build_base(tools))
 
 
 @pytest.fixture(scope="session")
@@ -209,36 +214,23 @@ def container(tools: Any, built_image: Any, unique: str) -> Iterator[Container]:
 
 @pytest.fixture(scope="session")
 def tampered_image(
-    tools: Any, built_image: Any, tmp_path_factory: pytest.TempPathFactory
+    tools: Any, built_image: Any, trained_project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The built image with one byte of its model.npz changed (sha256 no longer matches)."""
     reference = built_image.reference + "-tampered"
-    scratch = tmp_path_factory.mktemp("tampered")
+    data = bytearray((trained_project / "models" / "model.npz").read_bytes())  # the file copied
+    data[len(data) // 2] ^= 0xFF
+    tampered = tmp_path_factory.mktemp("tampered") / "model.npz"
+    tampered.write_bytes(bytes(data))
     working = subprocess.run(
         tools.buildah("from", built_image.reference), capture_output=True, text=True, check=True
     ).stdout.strip()
     try:
-        mount = subprocess.run(
-            tools.buildah("mount", working), capture_output=True, text=True, check=True
-        ).stdout.strip()
-        model = Path(mount) / "app" / "models" / "model.npz"
-        data = bytearray(model.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        (scratch / "model.npz").write_bytes(bytes(data))
-        subprocess.run(tools.buildah("umount", working), capture_output=True, check=True)
-        subprocess.run(
-            tools.buildah(
-                "copy", "--chmod", "0444", working, str(scratch / "model.npz"), "/app/models/"
-            ),
-            capture_output=True,
-            check=True,
-        )
-        subprocess.run(
-            tools.buildah("commit", "--quiet", "--format", "docker", working, reference),
-            capture_output=True,
-            check=True,
-            timeout=300,
-        )
+        for step in (
+            ("copy", "--chmod", "0444", working, str(tampered), "/app/models/model.npz"),
+            ("commit", "--quiet", "--format", "docker", working, reference),
+        ):
+            subprocess.run(tools.buildah(*step), capture_output=True, check=True, timeout=300)
     finally:
         subprocess.run(tools.buildah("rm", working), capture_output=True, check=False)
     try:
