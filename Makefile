@@ -58,10 +58,11 @@ run: $(SYNCED) ## synthetic data, dvc repro, dvc push, then serve the model
 	$(PY) -m ml.run
 
 .PHONY: bench
-bench: $(SYNCED) ## benchmarks that print figures (training side, then the service)
+bench: $(SYNCED) ## benchmarks that print figures (training side, the service, its image)
 	$(PY) -m ml.bench
 	test -f models/model.json || PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 	$(MAKE) --no-print-directory bench-service
+	$(MAKE) --no-print-directory bench-image
 
 .PHONY: clean
 clean: ## remove environments and what the pipeline generated (not the DVC remote)
