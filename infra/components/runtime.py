@@ -50,6 +50,10 @@ CONTAINER_HEALTH_CHECK: Final = {
 }
 # Requests in flight finish within this many seconds when a task is replaced.
 DEREGISTRATION_DELAY_SECONDS: Final = 30
+# Seconds ECS waits after SIGTERM before SIGKILL: the service answers /readyz 503 and drains its
+# requests in flight (PREDICT_BUY_DRAIN_TIMEOUT_S, 10 s) and then uvicorn's graceful shutdown
+# (10 s) runs; a test keeps this above their sum.
+STOP_TIMEOUT_SECONDS: Final = 30
 TLS_POLICY: Final = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 SCALE_OUT_COOLDOWN_SECONDS: Final = 60
 SCALE_IN_COOLDOWN_SECONDS: Final = 300
@@ -110,6 +114,7 @@ def container_definitions(image_ref: str, log_group: str, region: str) -> str:
         "essential": True,
         "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp"}],
         "healthCheck": CONTAINER_HEALTH_CHECK,
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {

@@ -88,6 +88,34 @@ def promote_to_prod(registry: str, version: str, digest: str) -> subprocess.Comp
     )
 
 
+def record_release_evidence(
+    registry: str, version: str, digest: str
+) -> subprocess.CompletedProcess[str]:
+    """What publish does once the smoke test passed: tag the digest `verified-<version>`.
+
+    The same command line as the workflow's, with --no-scan, which only a loopback registry
+    accepts (ECR's scan findings are tested against moto in tests/infra).
+    """
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.release_evidence",
+            "--repository",
+            f"{registry}/{NONPROD}",
+            "--version",
+            version,
+            "--digest",
+            digest,
+            "--no-scan",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_the_tested_image_reaches_prod_by_digest(
     tools: Any,
     built_image: Any,
@@ -117,6 +145,17 @@ def test_the_tested_image_reaches_prod_by_digest(
     assert first_tag == {"added": True, "digest": digest, "repository": NONPROD, "tag": commit}
     assert again_tag["added"] is False
     assert skopeo.digest_of(f"{registry}/{NONPROD}:{commit}") == digest
+
+    # when it is promoted before publish recorded its evidence / then it is refused
+    unverified = promote_to_prod(registry, version, digest)
+    assert unverified.returncode == 1, unverified.stdout
+    assert f"verified-{version}" in unverified.stderr, unverified.stderr
+    assert skopeo.digest_of(f"{registry}/{PROD}:v{version}") is None, "nothing reached prod"
+
+    # when the tested digest gets its evidence, as publish does after its smoke test
+    evidence = record_release_evidence(registry, version, digest)
+    assert evidence.returncode == 0, evidence.stderr
+    assert skopeo.digest_of(f"{registry}/{NONPROD}:verified-{version}") == digest
 
     # when it is promoted to prod
     first = promote_to_prod(registry, version, digest)

@@ -11,6 +11,8 @@ import yaml
 
 from infra.components.runtime import CONTAINER_HEALTH_CHECK, check_image_ref, container_definitions
 from infra.errors import RuntimeImageError
+from service.__main__ import uvicorn_options
+from service.core.config import Settings
 from tests.conftest import REPO_ROOT
 from tests.infra.conftest import (
     NONPROD_CONFIG,
@@ -198,6 +200,19 @@ def dockerfile_healthcheck() -> dict[str, Any]:
         "startPeriod": int(options["start-period"]),
         "retries": int(options["retries"]),
     }
+
+
+def test_tasks_get_the_time_to_drain_before_they_are_killed(nonprod_run: StackRun) -> None:
+    # given the service's own shutdown: drain the requests in flight, then uvicorn's grace
+    settings = Settings()
+    shutdown_seconds = (
+        settings.drain_timeout_s + uvicorn_options(settings)["timeout_graceful_shutdown"]
+    )
+
+    # then ECS waits longer than that between SIGTERM and SIGKILL
+    stop_timeout = container(nonprod_run)["stopTimeout"]
+    assert stop_timeout > shutdown_seconds, f"{stop_timeout} s would kill a draining task"
+    assert stop_timeout <= 120, "Fargate allows at most 120 s"
 
 
 def test_container_health_check_is_the_dockerfiles() -> None:
