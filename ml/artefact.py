@@ -47,6 +47,25 @@ class TrainingData(BaseModel):
     rows: int
 
 
+class GroupImportance(BaseModel):
+    """How much one feature group's term moves predictions, over the evaluation rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    group: str
+    features: list[str]
+    importance: float = Field(ge=0.0, description="mean |term - its mean| in log-odds")
+    share: float = Field(ge=0.0, le=1.0, description="this group's part of all groups' importance")
+
+
+class Explanation(BaseModel):
+    """Global explanation of an additive model: its base value and each group's importance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    base_value: float
+    rows: int
+    groups: list[GroupImportance]
+
+
 class ModelMetadata(BaseModel):
     """Everything a reader needs to trust, reproduce and describe a trained model."""
 
@@ -61,6 +80,8 @@ class ModelMetadata(BaseModel):
     threshold: float = Field(ge=0.0, le=1.0)
     library_versions: dict[str, str]
     feature_contract: list[dict[str, Any]]
+    # Written by the evaluate stage since explanations exist; older metadata loads without it.
+    explanation: Explanation | None = None
 
 
 def sha256_of(path: Path) -> str:

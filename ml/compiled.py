@@ -113,6 +113,46 @@ class CompiledModel:
         # The single-row function on every score: a row gets the very same float either way.
         return np.fromiter((_sigmoid(s) for s in score.tolist()), np.float64, len(score))
 
+    # -- explanations: the additive terms ------------------------------------------------------
+    # The raw score (log-odds) is the intercept plus one table term per group, so each group's
+    # term is its exact contribution; the intercept (the score of a row whose every value is
+    # unknown) is the base value. No approximation, no sampling: base + sum = logit(probability).
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """One name per group, its features joined by '+', in the order of the contributions."""
+        return tuple("+".join(FEATURE_NAMES[f] for f in g.features) for g in self.groups)
+
+    def contributions_one(self, values: Sequence[float]) -> list[float]:
+        """Each group's term in the log-odds of one row of cleaned values (group_names order)."""
+        bins = [b.bin_of(v) for b, v in zip(self.bins, values, strict=True)]
+        terms = []
+        for members, table in self._plan:
+            index = 0
+            for feature, stride in members:
+                index += bins[feature] * stride
+            terms.append(table[index])
+        return terms
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """(n_rows, n_groups) terms in the log-odds; each row plus `intercept` is its raw score."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.bins):
+            raise CompiledModelError(
+                f"expected an array of shape (n, {len(self.bins)}), got {matrix.shape}"
+            )
+        bins = np.empty(matrix.shape, dtype=np.int64)
+        for j, edges in enumerate(self._edges):
+            column = matrix[:, j]
+            bins[:, j] = np.searchsorted(edges, column, side="left")
+            bins[np.isnan(column), j] = len(edges) + 1
+        terms = np.empty((matrix.shape[0], len(self.groups)), dtype=np.float64)
+        for k, group in enumerate(self.groups):
+            index = np.zeros(matrix.shape[0], dtype=np.int64)
+            for feature, stride in zip(group.features, group.strides, strict=True):
+                index += bins[:, feature] * stride
+            terms[:, k] = group.table[index]
+        return terms
+
     # -- file format -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Write the model as a compressed `.npz` (arrays only, no pickled objects)."""
