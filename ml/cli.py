@@ -1,7 +1,8 @@
 """The project's command line: `python -m ml.cli --help`.
 
 The pipeline stages themselves run through DVC (`dvc repro`); these commands change the
-configuration they read, and move datasets to and from the cloud.
+configuration they read, move datasets to and from the cloud, score files with the trained model
+and compare a new batch of data with the training data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ruamel.yaml import YAML
 
 from ml.cloud_cli import app as cloud_app
 from ml.params import PARAMS_FILE, ParamsError, load_params
+from ml.progress import say
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
@@ -79,6 +81,49 @@ def data_source(
         raise typer.BadParameter(str(error)) from error
     typer.echo(f"data.source = {source}" + (f" (endpoint {endpoint_url})" if endpoint_url else ""))
     typer.echo("run `dvc repro` to fetch, validate, train and evaluate")
+
+
+@app.command("score")
+def score(
+    source: Annotated[
+        str, typer.Argument(help="raw CSV to score: a local path or s3://bucket/key")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="where to write the scores (.csv or .parquet)")
+    ],
+    model_dir: Annotated[Path, typer.Option(help="the model to score with")] = Path("models"),
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="where rows that break the contract go (default: OUTPUT.rejects.csv)"),
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option(help="add base_value and each feature group's exact contribution")
+    ] = False,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint for an s3:// input; omit for AWS")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress lines")] = False,
+) -> None:
+    """Score a raw CSV with the served model: id, predicted_class, probability, threshold and
+    model_version per row; rejected rows with their reason in a separate file."""
+    from ml.score import ScoreError, load_model, report, score_file
+
+    progress = None if quiet else (lambda line: say("score", line))
+    try:
+        model = load_model(model_dir)
+        summary = score_file(
+            source,
+            output,
+            model,
+            rejects=rejects,
+            explain=explain,
+            endpoint_url=endpoint_url,
+            progress=progress,
+        )
+    except ScoreError as error:
+        typer.echo(f"score: {error}", err=True)
+        raise typer.Exit(2) from None
+    report(summary)
 
 
 def main() -> None:
