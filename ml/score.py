@@ -217,7 +217,7 @@ def _header(path: Path) -> list[str]:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ScoreError(f"{path}: columns repeated in the header: {repeated}")
-    missing = [c for c in INPUT_COLUMNS if c not in names]
+    missing = [c for c in RAW_COLUMNS if c in INPUT_COLUMNS and c not in names]
     if missing:
         raise ScoreError(
             f"{path}: missing columns {missing}; the raw layout is {RAW_COLUMNS} "
