@@ -313,7 +313,8 @@ def test_an_s3_input_is_scored_like_a_local_one(
     s3.upload_file(str(dirty_file), "scoring", "new_ML_data/new.csv")
     model = load_model(model_dir)
     # when it is scored from s3:// and from disk
-    score_file("s3://scoring/new_ML_data/new.csv", tmp_path / "s3.csv", model, endpoint_url=moto.url)
+    url = "s3://scoring/new_ML_data/new.csv"
+    score_file(url, tmp_path / "s3.csv", model, endpoint_url=moto.url)
     score_file(str(dirty_file), tmp_path / "local.csv", model)
     # then the outputs are identical, and a missing key is a clear error
     assert (tmp_path / "s3.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
