@@ -44,10 +44,17 @@ def set_data_source(source: str, endpoint_url: str | None, params_file: Path) ->
 
     The new file is checked against the params schema before it replaces the old one.
     """
+    set_params(params_file, {("data", "source"): source, ("data", "s3_endpoint_url"): endpoint_url})
+
+
+def set_params(params_file: Path, values: dict[tuple[str, str], object]) -> None:
+    """Set `section.key` values in params.yaml keeping its comments; checked before replacing."""
     yaml = _round_trip_yaml()
     document = yaml.load(params_file.read_text())
-    document["data"]["source"] = source
-    document["data"]["s3_endpoint_url"] = endpoint_url
+    for (section, key), value in values.items():
+        if section not in document:
+            document[section] = {}
+        document[section][key] = value
     buffer = StringIO()
     yaml.dump(document, buffer)
     staged = params_file.with_name(f".{params_file.name}.new")
@@ -124,6 +131,88 @@ def score(
         typer.echo(f"score: {error}", err=True)
         raise typer.Exit(2) from None
     report(summary)
+
+
+@app.command("drift")
+def drift(
+    reference: Annotated[
+        str,
+        typer.Argument(help="raw CSV the model was trained on: a local path or s3://bucket/key"),
+    ],
+    current: Annotated[str, typer.Argument(help="the new batch, as a path or s3:// URL")],
+    out_dir: Annotated[
+        Path, typer.Option(help="where drift.json, drift.html and drift.md go")
+    ] = Path("reports/drift"),
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="model whose predictions are compared too (default: models/ if there)"),
+    ] = None,
+    max_psi: Annotated[
+        float | None, typer.Option(help="PSI above which a column drifts (default: params.yaml)")
+    ] = None,
+    max_missing_rate_change: Annotated[
+        float | None,
+        typer.Option(
+            help="move of a column's unknown share that counts as drift (default: params)"
+        ),
+    ] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint for s3:// files; omit for AWS")
+    ] = None,
+    params_file: Annotated[Path, typer.Option(help="params.yaml with the drift section")] = (
+        PARAMS_FILE
+    ),
+) -> None:
+    """Compare a new batch with the training data: PSI, KS or chi-squared and unknown shares per
+    feature, and the predicted probabilities. Exit status 1 when a threshold is crossed."""
+    from ml.drift import EXIT_BAD_INPUT, EXIT_DRIFT, DriftError, run, summary_markdown
+    from ml.params import DriftParams
+
+    try:
+        params = load_params(params_file).drift if params_file.is_file() else DriftParams()
+        overrides = {"max_psi": max_psi, "max_missing_rate_change": max_missing_rate_change}
+        overrides["s3_endpoint_url"] = endpoint_url
+        params = DriftParams.model_validate(
+            {**params.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+    except (ParamsError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from error
+    if model_dir is None and (Path("models") / "model.json").is_file():
+        model_dir = Path("models")
+    try:
+        report = run(reference, current, params, out_dir, model_dir)
+    except DriftError as error:
+        typer.echo(f"drift: {error}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(summary_markdown(report))
+    typer.echo(f"reports: {out_dir}/drift.json, drift.html, drift.md")
+    if report["drifted"]:
+        raise typer.Exit(EXIT_DRIFT)
+
+
+@app.command("drift-reference")
+def drift_reference(
+    reference: Annotated[
+        str | None,
+        typer.Argument(
+            help="raw CSV (path or s3://bucket/key) to compare batches with; omit: none"
+        ),
+    ] = None,
+    params_file: Annotated[Path, typer.Option(help="the params file to change")] = PARAMS_FILE,
+) -> None:
+    """Set what the drift stage compares the incoming batch with (params.yaml drift.reference)."""
+    if (
+        reference is not None
+        and not reference.startswith("s3://")
+        and not Path(reference).is_file()
+    ):
+        raise typer.BadParameter(f"{reference!r} is neither a file nor an s3:// URL")
+    try:
+        set_params(params_file, {("drift", "reference"): reference})
+    except ParamsError as error:
+        raise typer.BadParameter(str(error)) from error
+    typer.echo(f"drift.reference = {reference}")
+    typer.echo("run `dvc repro drift` to compare the incoming batch with it")
 
 
 def main() -> None:
