@@ -47,6 +47,16 @@ class TrainingData(BaseModel):
     rows: int
 
 
+class TermShape(BaseModel):
+    """A group's term along one of its features: the mean term among rows with each value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    feature: str
+    values: list[str | float] = Field(description="categories, codes, or numeric bin medians")
+    mean_term: list[float | None] = Field(description="log-odds; null: no row had the value")
+    unknown: float | None = Field(description="mean term of rows where the feature is unknown")
+
+
 class GroupImportance(BaseModel):
     """How much one feature group's term moves predictions, over the evaluation rows."""
 
@@ -55,6 +65,7 @@ class GroupImportance(BaseModel):
     features: list[str]
     importance: float = Field(ge=0.0, description="mean |term - its mean| in log-odds")
     share: float = Field(ge=0.0, le=1.0, description="this group's part of all groups' importance")
+    shape: list[TermShape] = Field(default_factory=list, description="one per member feature")
 
 
 class Explanation(BaseModel):

@@ -395,7 +395,7 @@ def evaluate(
     write_plots(labels, probability, params, reports_dir, threshold=record["threshold"])
     explanation = global_importance(compiled, matrix)
     write_importance_figure(explanation, reports_dir / FIGURES)
-    write_term_figures(compiled, matrix, reports_dir / FIGURES)
+    write_term_figures(explanation, reports_dir / FIGURES)
     say("evaluate", f"ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
                     f"F1 {metrics['f1']:.3f} at threshold {metrics['threshold']:.4f}"
                     + (f"; best possible ROC AUC {best:.4f}" if best else ""))  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Final
 
 import numpy as np
 
-from ml.artefact import Explanation, GroupImportance
+from ml.artefact import Explanation, GroupImportance, TermShape
 from ml.compiled import CompiledModel
 from ml.contract import FEATURE_NAMES, FEATURES, FeatureKind
 
@@ -41,10 +41,11 @@ def global_importance(model: CompiledModel, matrix: np.ndarray) -> Explanation:
         GroupImportance(
             group=name,
             features=[FEATURE_NAMES[f] for f in group.features],
-            importance=float(value),
-            share=float(value / total) if total > 0 else 0.0,
+            importance=float(importance[k]),
+            share=float(importance[k] / total) if total > 0 else 0.0,
+            shape=[term_shape(matrix[:, f], terms[:, k], f) for f in group.features],
         )
-        for name, group, value in zip(model.group_names, model.groups, importance, strict=True)
+        for k, (name, group) in enumerate(zip(model.group_names, model.groups, strict=True))
     ]
     groups.sort(key=lambda g: g.importance, reverse=True)
     return Explanation(base_value=model.intercept, rows=len(matrix), groups=groups)
@@ -55,27 +56,26 @@ def term_figure_name(group: str) -> str:
     return "term_" + group.replace("+", "_") + ".png"
 
 
-def _shape_points(
-    values: np.ndarray, terms: np.ndarray, feature_index: int
-) -> tuple[list[str] | np.ndarray, np.ndarray, float | None]:
-    """(x positions or labels, mean term at each, mean term of unknown rows or None)."""
+def term_shape(values: np.ndarray, terms: np.ndarray, feature_index: int) -> TermShape:
+    """The mean of a group's term among rows with each value of one of its features."""
     feature = FEATURES[feature_index]
     unknown = np.isnan(values)
     unknown_mean = float(terms[unknown].mean()) if unknown.any() else None
     known_values, known_terms = values[~unknown], terms[~unknown]
     if feature.kind is FeatureKind.CATEGORY:
-        codes = np.arange(len(feature.categories))
-        means = np.array(
-            [known_terms[known_values == c].mean() if (known_values == c).any() else math.nan
-             for c in codes]
-        )  # fmt: skip
-        return list(feature.categories), means, unknown_mean
+        means = [
+            float(known_terms[known_values == c].mean()) if (known_values == c).any() else None
+            for c in range(len(feature.categories))
+        ]
+        return TermShape(feature=feature.name, values=list(feature.categories), mean_term=means,
+                         unknown=unknown_mean)  # fmt: skip
     distinct = np.unique(known_values)
     if len(distinct) <= MAX_POINTS or feature.nominal:
-        sums = np.zeros(len(distinct))
         index = np.searchsorted(distinct, known_values)
-        np.add.at(sums, index, known_terms)
-        return distinct, sums / np.bincount(index, minlength=len(distinct)), unknown_mean
+        sums = np.bincount(index, known_terms, minlength=len(distinct))
+        means = (sums / np.bincount(index, minlength=len(distinct))).tolist()
+        return TermShape(feature=feature.name, values=distinct.tolist(), mean_term=means,
+                         unknown=unknown_mean)  # fmt: skip
     edges = np.unique(np.quantile(known_values, np.linspace(0, 1, MAX_POINTS + 1)))
     which = np.clip(np.searchsorted(edges, known_values, side="right") - 1, 0, len(edges) - 2)
     centres, means = [], []
@@ -84,7 +84,7 @@ def _shape_points(
         if in_bin.any():
             centres.append(float(np.median(known_values[in_bin])))
             means.append(float(known_terms[in_bin].mean()))
-    return np.array(centres), np.array(means), unknown_mean
+    return TermShape(feature=feature.name, values=centres, mean_term=means, unknown=unknown_mean)
 
 
 def _save(figure: object, path: Path) -> None:
@@ -98,37 +98,35 @@ def _save(figure: object, path: Path) -> None:
     staged.replace(path)
 
 
-def write_term_figures(model: CompiledModel, matrix: np.ndarray, figures_dir: Path) -> list[Path]:
+def write_term_figures(explanation: Explanation, figures_dir: Path) -> list[Path]:
     """One PNG per group in figures_dir/terms/: its term's shape along each member feature."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    terms = model.contributions(matrix)
     written = []
-    for k, (name, group) in enumerate(zip(model.group_names, model.groups, strict=True)):
-        panels = len(group.features)
+    for group in explanation.groups:
+        panels = len(group.shape)
         figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
-        for axis, feature_index in zip(axes[0], group.features, strict=True):
-            x, means, unknown_mean = _shape_points(matrix[:, feature_index], terms[:, k],
-                                                   feature_index)  # fmt: skip
-            if isinstance(x, list):
-                axis.bar(x, means, color="tab:blue")
+        for axis, shape in zip(axes[0], group.shape, strict=True):
+            means = [math.nan if m is None else m for m in shape.mean_term]
+            if shape.values and isinstance(shape.values[0], str):
+                axis.bar([str(v) for v in shape.values], means, color="tab:blue")
                 axis.tick_params(axis="x", labelrotation=30)
             else:
-                few = FEATURES[feature_index].nominal or len(x) <= 10
-                style = "o" if few else ".-"
-                axis.plot(x, means, style, markersize=3, color="tab:blue")
-            if unknown_mean is not None:
-                axis.axhline(unknown_mean, linestyle="--", color="grey", label="unknown (blank)")
+                feature = FEATURES[FEATURE_NAMES.index(shape.feature)]
+                style = "o" if feature.nominal or len(shape.values) <= 10 else ".-"
+                axis.plot(shape.values, means, style, markersize=3, color="tab:blue")
+            if shape.unknown is not None:
+                axis.axhline(shape.unknown, linestyle="--", color="grey", label="unknown (blank)")
                 axis.legend(loc="best", fontsize="small")
             axis.axhline(0.0, color="black", linewidth=0.5)
-            axis.set(xlabel=FEATURE_NAMES[feature_index], ylabel="mean term (log-odds)")
-        title = f"{name}: term shape" if panels == 1 else f"{name}: term averaged per feature"
-        figure.suptitle(title, fontsize="medium")
+            axis.set(xlabel=shape.feature, ylabel="mean term (log-odds)")
+        title = "term shape" if panels == 1 else "term averaged per feature"
+        figure.suptitle(f"{group.group}: {title}", fontsize="medium")
         figure.tight_layout()
-        path = figures_dir / TERMS_DIR / term_figure_name(name)
+        path = figures_dir / TERMS_DIR / term_figure_name(group.group)
         _save(figure, path)
         written.append(path)
     return written
