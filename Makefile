@@ -58,9 +58,10 @@ run: $(SYNCED) ## synthetic data, dvc repro, dvc push, then serve the model
 	$(PY) -m ml.run
 
 .PHONY: bench
-bench: $(SYNCED) ## benchmarks that print figures (training side, then the service)
+bench: $(SYNCED) ## benchmarks that print figures (training side, file scoring, the service)
 	$(PY) -m ml.bench
 	test -f models/model.json || PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	$(MAKE) --no-print-directory bench-score
 	$(MAKE) --no-print-directory bench-service
 
 .PHONY: clean

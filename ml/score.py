@@ -65,16 +65,18 @@ class ScoreError(ValueError):
 
 @dataclass(frozen=True)
 class CleanBlock:
-    """One block of input rows: the cleaned matrix, and each row's problems ("" when usable)."""
+    """One block of input rows: the cleaned matrix, which rows are usable, and the problems of
+    the others (row index in the block -> reasons)."""
 
     ids: pa.Array
     raw: pa.RecordBatch
     matrix: np.ndarray
-    reasons: np.ndarray
+    usable: np.ndarray
+    problems: dict[int, list[str]]
 
-    @property
-    def usable(self) -> np.ndarray:
-        return self.reasons == ""
+    def reasons_of_refused(self) -> list[str]:
+        """The reason of each refused row, in row order, e.g. "Age: out of range; ..."."""
+        return ["; ".join(self.problems[row]) for row in np.flatnonzero(~self.usable).tolist()]
 
 
 def _clean_codes(
@@ -91,12 +93,6 @@ def _clean_codes(
     return numbers[codes], reasons_array[codes]
 
 
-def _add_reasons(reasons: np.ndarray, bad: np.ndarray, column: str, why: np.ndarray) -> None:
-    for row in np.flatnonzero(bad):
-        text = f"{column}: {why[row]}"
-        reasons[row] = f"{reasons[row]}; {text}" if reasons[row] else text
-
-
 class _Memo:
     """The contract's cleaning of each distinct raw value of one feature, kept across blocks.
 
@@ -108,25 +104,19 @@ class _Memo:
         self.feature = feature
         self.known: dict[str, tuple[float, str]] = {}
 
-    def clean(self, uniques: list[str], codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(numbers, reasons) per row, given the block's distinct values and each row's code."""
+    def clean(self, uniques: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Number and reason ("" if valid) of each distinct value, plus a NaN for code -1."""
         new = [u for u in uniques if u not in self.known]
         fresh: dict[str, tuple[float, str]] = {}
         if new:
             numbers, reasons = clean_column(self.feature, pd.Series(new, dtype=object))
-            fresh = dict(
-                zip(
-                    new,
-                    zip(numbers.tolist(), reasons.fillna("").tolist(), strict=True),
-                    strict=True,
-                )
-            )
+            pairs = zip(numbers.tolist(), reasons.fillna("").tolist(), strict=True)
+            fresh = dict(zip(new, pairs, strict=True))
             if len(self.known) + len(fresh) <= MEMO_LIMIT:
                 self.known.update(fresh)
-        pairs = [self.known.get(u) or fresh[u] for u in uniques]
-        numbers = np.array([p[0] for p in pairs] + [np.nan], dtype=np.float64)
-        reasons = np.array([p[1] for p in pairs] + [""], dtype=object)
-        return numbers[codes], reasons[codes]  # code -1 (a missing cell) lands on the NaN
+        cleaned = [self.known.get(u) or fresh[u] for u in uniques]
+        numbers = np.array([c[0] for c in cleaned] + [np.nan], dtype=np.float64)
+        return numbers, [c[1] for c in cleaned]
 
 
 class BlockCleaner:
@@ -138,38 +128,43 @@ class BlockCleaner:
     def clean(self, batch: pa.RecordBatch) -> CleanBlock:
         rows = batch.num_rows
         matrix = np.empty((rows, len(FEATURES)), dtype=np.float64)
-        reasons = np.full(rows, "", dtype=object)
+        usable = np.ones(rows, dtype=bool)
+        problems: dict[int, list[str]] = {}
+
+        def refuse(bad_rows: np.ndarray, reasons: list[str]) -> None:
+            for row, reason in zip(bad_rows.tolist(), reasons, strict=True):
+                problems.setdefault(row, []).append(reason)
+            usable[bad_rows] = False
+
         ids = pc.utf8_trim_whitespace(batch.column(ID_COLUMN))
         blank_id = pc.equal(ids, "").to_numpy(zero_copy_only=False)
         bad_id = ~pc.utf8_is_digit(ids).to_numpy(zero_copy_only=False)
         if bad_id.any():  # "12.0" is a whole number too; the regex only runs where needed
-            maybe = pa.array(bad_id)
-            whole = pc.match_substring_regex(ids.filter(maybe), _WHOLE_NUMBER)
+            whole = pc.match_substring_regex(ids.filter(pa.array(bad_id)), _WHOLE_NUMBER)
             bad_id[bad_id] = ~whole.to_numpy(zero_copy_only=False)
-        _add_reasons(reasons, blank_id, ID_COLUMN, np.full(rows, "blank"))
-        _add_reasons(reasons, bad_id & ~blank_id, ID_COLUMN, np.full(rows, "not a whole number"))
+            blank_rows, other_rows = np.flatnonzero(blank_id), np.flatnonzero(bad_id & ~blank_id)
+            refuse(blank_rows, [f"{ID_COLUMN}: blank"] * len(blank_rows))
+            refuse(other_rows, [f"{ID_COLUMN}: not a whole number"] * len(other_rows))
         for j, (feature, memo) in enumerate(zip(FEATURES, self._memos, strict=True)):
             column = batch.column(feature.name)
-            slow = None
+            rest = None  # rows the bulk amount parser left for the contract's clean_value
             if feature.kind is FeatureKind.MONEY:
                 matrix[:, j], slow = _plain_amounts(feature, column)
+                rest = np.flatnonzero(slow)
                 column = column.filter(pa.array(slow))
             encoded = pc.dictionary_encode(column)
             codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-            numbers, why = memo.clean(encoded.dictionary.to_pylist(), codes)
-            if slow is None:
-                matrix[:, j] = numbers
+            numbers, reasons = memo.clean(encoded.dictionary.to_pylist())
+            if rest is None:
+                matrix[:, j] = numbers[codes]
             else:
-                matrix[slow, j] = numbers
-                why = _spread(why, slow)
-            _add_reasons(reasons, why != "", feature.name, why)
-        return CleanBlock(ids, batch, matrix, reasons)
-
-
-def _spread(values: np.ndarray, where: np.ndarray) -> np.ndarray:
-    full = np.full(len(where), "", dtype=object)
-    full[where] = values
-    return full
+                matrix[rest, j] = numbers[codes]
+            bad_codes = [k for k, reason in enumerate(reasons) if reason]
+            if bad_codes:
+                bad = np.flatnonzero(np.isin(codes, bad_codes))
+                rows_bad = bad if rest is None else rest[bad]
+                refuse(rows_bad, [f"{feature.name}: {reasons[c]}" for c in codes[bad].tolist()])
+        return CleanBlock(ids, batch, matrix, usable, problems)
 
 
 def _plain_amounts(feature: Feature, column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -466,7 +461,7 @@ def score_file(
             table = pa.table({ID_COLUMN: block.ids.filter(pa.array(usable)), **columns})
             refused = None
             if not usable.all():
-                reasons = pa.array(block.reasons[~usable].tolist(), pa.string())
+                reasons = pa.array(block.reasons_of_refused(), pa.string())
                 refused = pa.Table.from_batches([block.raw.filter(pa.array(~usable))])
                 refused = refused.append_column(REASON_COLUMN, reasons)
             return batch.num_rows, table, refused
