@@ -134,22 +134,46 @@ class CompiledModel:
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """(n_rows, n_groups) terms in the log-odds; each row plus `intercept` is its raw score."""
+        return self.contributions_binned(self.bin_matrix(matrix))
+
+    # -- pre-binned rows: for callers that bin each distinct value once (ml/score.py) -----------
+    def bin_column(self, feature: int, values: np.ndarray) -> np.ndarray:
+        """Bin numbers of one feature's cleaned values (NaN: unknown), as predict_proba bins."""
+        edges = self._edges[feature]
+        bins = np.searchsorted(edges, values, side="left")
+        bins[np.isnan(values)] = len(edges) + 1
+        return bins
+
+    def bin_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """(n_rows, n_features) bin numbers of cleaned values, column-major."""
         matrix = np.asarray(matrix, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != len(self.bins):
             raise CompiledModelError(
                 f"expected an array of shape (n, {len(self.bins)}), got {matrix.shape}"
             )
-        bins = np.empty(matrix.shape, dtype=np.int64)
-        for j, edges in enumerate(self._edges):
-            column = matrix[:, j]
-            bins[:, j] = np.searchsorted(edges, column, side="left")
-            bins[np.isnan(column), j] = len(edges) + 1
-        terms = np.empty((matrix.shape[0], len(self.groups)), dtype=np.float64)
+        bins = np.empty(matrix.shape, dtype=np.int64, order="F")
+        for j in range(matrix.shape[1]):
+            bins[:, j] = self.bin_column(j, matrix[:, j])
+        return bins
+
+    def _group_index(self, bins: np.ndarray, group: GroupTable) -> np.ndarray:
+        index = np.zeros(bins.shape[0], dtype=np.int64)
+        for feature, stride in zip(group.features, group.strides, strict=True):
+            index += bins[:, feature] * stride
+        return index
+
+    def predict_proba_binned(self, bins: np.ndarray) -> np.ndarray:
+        """`predict_proba` of the rows these bins (bin_matrix) come from: the very same floats."""
+        score = np.full(bins.shape[0], self.intercept)
+        for group in self.groups:
+            score += group.table[self._group_index(bins, group)]
+        return _sigmoid_many(score)
+
+    def contributions_binned(self, bins: np.ndarray) -> np.ndarray:
+        """`contributions` of the rows these bins (bin_matrix) come from."""
+        terms = np.empty((bins.shape[0], len(self.groups)), dtype=np.float64)
         for k, group in enumerate(self.groups):
-            index = np.zeros(matrix.shape[0], dtype=np.int64)
-            for feature, stride in zip(group.features, group.strides, strict=True):
-                index += bins[:, feature] * stride
-            terms[:, k] = group.table[index]
+            terms[:, k] = group.table[self._group_index(bins, group)]
         return terms
 
     # -- file format -----------------------------------------------------------------------------

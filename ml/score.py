@@ -46,7 +46,7 @@ from ml.features import clean_column
 from ml.progress import say
 
 DEFAULT_MODEL_DIR: Final = Path("models")
-BLOCK_BYTES: Final = 4 << 20  # bytes of CSV per block: ~40k rows, a few MiB of memory each
+BLOCK_BYTES: Final = 2 << 20  # bytes of CSV per block: ~30k rows; smaller keeps memory flatter
 PROGRESS_EVERY_S: Final = 2.0
 WORKERS: Final = min(4, os.cpu_count() or 1)
 MEMO_LIMIT: Final = 100_000  # distinct raw values remembered per feature
@@ -73,6 +73,8 @@ class CleanBlock:
     matrix: np.ndarray
     usable: np.ndarray
     problems: dict[int, list[str]]
+    # The model's bin numbers of `matrix`, when the cleaner was given the model.
+    bins: np.ndarray | None = None
 
     def reasons_of_refused(self) -> list[str]:
         """The reason of each refused row, in row order, e.g. "Age: out of range; ..."."""
@@ -122,8 +124,11 @@ class _Memo:
 class BlockCleaner:
     """Cleans blocks of raw text columns (id and every feature) with the feature contract."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: CompiledModel | None = None) -> None:
         self._memos = [_Memo(feature) for feature in FEATURES]
+        # With the model, each distinct value is also binned once (as predict_proba would bin
+        # it), so scoring needs no search per row.
+        self._model = model
 
     def clean(self, batch: pa.RecordBatch) -> CleanBlock:
         rows = batch.num_rows
@@ -131,6 +136,8 @@ class BlockCleaner:
         matrix = np.empty((rows, len(FEATURES)), dtype=np.float64, order="F")
         usable = np.ones(rows, dtype=bool)
         problems: dict[int, list[str]] = {}
+        model = self._model
+        bins = None if model is None else np.empty(matrix.shape, dtype=np.int64, order="F")
 
         def refuse(bad_rows: np.ndarray, reasons: list[str]) -> None:
             for row, reason in zip(bad_rows.tolist(), reasons, strict=True):
@@ -158,14 +165,18 @@ class BlockCleaner:
             numbers, reasons = memo.clean(encoded.dictionary.to_pylist())
             if rest is None:
                 matrix[:, j] = numbers[codes]
+                if bins is not None and model is not None:
+                    bins[:, j] = model.bin_column(j, numbers)[codes]
             else:
                 matrix[rest, j] = numbers[codes]
+                if bins is not None and model is not None:
+                    bins[:, j] = model.bin_column(j, matrix[:, j])
             bad_codes = [k for k, reason in enumerate(reasons) if reason]
             if bad_codes:
                 bad = np.flatnonzero(np.isin(codes, bad_codes))
                 rows_bad = bad if rest is None else rest[bad]
                 refuse(rows_bad, [f"{feature.name}: {reasons[c]}" for c in codes[bad].tolist()])
-        return CleanBlock(ids, batch, matrix, usable, problems)
+        return CleanBlock(ids, batch, matrix, usable, problems, bins)
 
 
 def _plain_amounts(feature: Feature, column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -304,18 +315,23 @@ class ScoringModel:
     def contribution_columns(self) -> list[str]:
         return [CONTRIBUTION_PREFIX + name for name in self.model.group_names]
 
-    def predict_matrix(self, matrix: np.ndarray, explain: bool = False) -> dict[str, np.ndarray]:
+    def predict_matrix(self, matrix: np.ndarray, explain: bool = False) -> dict[str, Any]:
         """Columns of predictions for cleaned rows (contract order, NaN unknown)."""
-        probability = self.model.predict_proba(matrix)
+        return self.predict_bins(self.model.bin_matrix(matrix), explain)
+
+    def predict_bins(self, bins: np.ndarray, explain: bool = False) -> dict[str, Any]:
+        """Columns of predictions for rows given by the model's bin numbers (bin_matrix)."""
+        probability = self.model.predict_proba_binned(bins)
+        rows = len(bins)
         columns: dict[str, Any] = {
             "predicted_class": (probability >= self.threshold).astype(np.int8),
             "probability": probability,
-            "threshold": pa.repeat(pa.scalar(self.threshold), len(matrix)),
-            "model_version": pa.repeat(pa.scalar(self.version), len(matrix)),
+            "threshold": pa.repeat(pa.scalar(self.threshold), rows),
+            "model_version": pa.repeat(pa.scalar(self.version), rows),
         }
         if explain:
-            columns[BASE_VALUE_COLUMN] = np.full(len(matrix), self.model.intercept)
-            terms = self.model.contributions(matrix)
+            columns[BASE_VALUE_COLUMN] = np.full(rows, self.model.intercept)
+            terms = self.model.contributions_binned(bins)
             for k, name in enumerate(self.contribution_columns):
                 columns[name] = terms[:, k]
         return columns
@@ -456,13 +472,14 @@ def score_file(
         stack.callback(out.discard)
         bad = _TableSink(rejects, reject_schema)
         stack.callback(bad.discard)
-        cleaner = BlockCleaner()
+        cleaner = BlockCleaner(model.model)
 
         def score_block(batch: pa.RecordBatch) -> tuple[int, pa.Table, pa.Table | None]:
             block = cleaner.clean(batch)
             usable = block.usable
-            matrix = block.matrix if usable.all() else np.asfortranarray(block.matrix[usable])
-            columns = model.predict_matrix(matrix, explain)
+            assert block.bins is not None  # noqa: S101 -- the cleaner was given the model
+            bins = block.bins if usable.all() else np.asfortranarray(block.bins[usable])
+            columns = model.predict_bins(bins, explain)
             table = pa.table({ID_COLUMN: block.ids.filter(pa.array(usable)), **columns})
             refused = None
             if not usable.all():

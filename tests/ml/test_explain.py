@@ -149,3 +149,14 @@ def test_figures_carry_auc_ap_base_rate_operating_point_and_bin_counts(
     table = pd.read_csv(tmp_path / "plots" / "calibration.csv")
     assert table["rows"].sum() == len(labels)
     assert by_title["ROC curve"]["labels"] == ("false positive rate", "true positive rate")
+
+
+def test_the_binned_path_gives_the_very_same_floats() -> None:
+    # given rows across every bin, unknowns included
+    model = build_model()
+    rows = random_rows(model, 4_000, seed=4)
+    # when they are binned once and then scored (what predict-buy score does)
+    bins = model.bin_matrix(rows)
+    # then probabilities and contributions are bit-identical to the direct path
+    assert np.array_equal(model.predict_proba_binned(bins), model.predict_proba(rows))
+    assert np.array_equal(model.contributions_binned(bins), model.contributions(rows))
