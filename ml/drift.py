@@ -107,7 +107,10 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def _bucket_counts(
-    reference: np.ndarray, current: np.ndarray, discrete: bool
+    reference: np.ndarray,
+    current: np.ndarray,
+    discrete: bool,
+    categories: tuple[str, ...] = (),
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Bucket labels and counts of both samples: the reference's values or deciles, + unknown."""
     known_r, known_c = reference[~np.isnan(reference)], current[~np.isnan(current)]
@@ -115,7 +118,7 @@ def _bucket_counts(
         values = np.union1d(np.unique(known_r), np.unique(known_c))
         count_r = np.array([np.sum(known_r == v) for v in values], dtype=float)
         count_c = np.array([np.sum(known_c == v) for v in values], dtype=float)
-        labels = [f"{v:g}" for v in values]
+        labels = [categories[int(v)] if categories else f"{v:g}" for v in values]
         if len(values) > MAX_CODES:
             # Many sparse codes (regions, channels) make PSI noisy: the codes rare in the
             # reference share one bucket.
@@ -160,10 +163,18 @@ def _ks(reference: np.ndarray, current: np.ndarray) -> tuple[float | None, float
 
 
 def compare_column(
-    name: str, reference: np.ndarray, current: np.ndarray, discrete: bool, params: DriftParams
+    name: str,
+    reference: np.ndarray,
+    current: np.ndarray,
+    discrete: bool,
+    params: DriftParams,
+    categories: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """PSI, the test of its kind and the missing shares of one column, with the verdict."""
-    labels, count_r, count_c = _bucket_counts(reference, current, discrete)
+    """PSI, the test of its kind and the missing shares of one column, with the verdict.
+
+    `categories` names a category feature's codes in the report.
+    """
+    labels, count_r, count_c = _bucket_counts(reference, current, discrete, categories)
     missing_r, missing_c = float(np.isnan(reference).mean()), float(np.isnan(current).mean())
     if discrete:
         test, (statistic, p_value) = "chi-squared", _chi_squared(count_r, count_c)
@@ -200,9 +211,12 @@ def compare(
 ) -> dict[str, Any]:
     """The drift report of `current` against `reference` (plain data, JSON-ready)."""
     features = [
-        compare_column(f.name, reference.matrix[:, j], current.matrix[:, j], is_discrete(f), params)
+        compare_column(
+            f.name, reference.matrix[:, j], current.matrix[:, j], is_discrete(f), params,
+            f.categories,
+        )
         for j, f in enumerate(FEATURES)
-    ]
+    ]  # fmt: skip
     prediction = None
     if model is not None:
         p_r = model.model.predict_proba(reference.matrix)
