@@ -321,3 +321,28 @@ def test_an_s3_input_is_scored_like_a_local_one(
     with pytest.raises(ScoreError, match="object missing"):
         score_file("s3://scoring/absent.csv", tmp_path / "x.csv", model, endpoint_url=moto.url)
     assert not math.isnan(model.threshold)
+
+
+def test_the_predict_buy_command_scores_from_any_folder(
+    dirty_file: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    # given the `predict-buy` launcher make writes into .venv/bin
+    import subprocess
+    import sys
+
+    from tests.conftest import require
+
+    launcher = Path(sys.executable).with_name("predict-buy")
+    require(launcher.is_file(), f"{launcher} is missing: build the environment with `make venv`")
+    # when it runs from another folder
+    completed = subprocess.run(
+        [str(launcher), "score", str(dirty_file), "-o", "out.csv", "--model-dir", str(model_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # then it scores like `python -m ml.cli score`
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "out.csv").is_file() and (tmp_path / "out.rejects.csv").is_file()
+    assert "2,994 of 3,001 rows scored" in completed.stderr
