@@ -61,7 +61,7 @@ run: $(SYNCED) ## synthetic data, dvc repro, dvc push, then serve the model
 bench: $(SYNCED) ## benchmarks that print figures (training side, file scoring, the service)
 	$(PY) -m ml.bench
 	test -f models/model.json || PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
-	$(MAKE) --no-print-directory bench-score
+	-$(MAKE) --no-print-directory bench-score  # a missed target is reported; the service's still run
 	$(MAKE) --no-print-directory bench-service
 
 .PHONY: clean
