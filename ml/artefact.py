@@ -47,6 +47,36 @@ class TrainingData(BaseModel):
     rows: int
 
 
+class TermShape(BaseModel):
+    """A group's term along one of its features: the mean term among rows with each value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    feature: str
+    values: list[str | float] = Field(description="categories, codes, or numeric bin medians")
+    mean_term: list[float | None] = Field(description="log-odds; null: no row had the value")
+    unknown: float | None = Field(description="mean term of rows where the feature is unknown")
+
+
+class GroupImportance(BaseModel):
+    """How much one feature group's term moves predictions, over the evaluation rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    group: str
+    features: list[str]
+    importance: float = Field(ge=0.0, description="mean |term - its mean| in log-odds")
+    share: float = Field(ge=0.0, le=1.0, description="this group's part of all groups' importance")
+    shape: list[TermShape] = Field(default_factory=list, description="one per member feature")
+
+
+class Explanation(BaseModel):
+    """Global explanation of an additive model: its base value and each group's importance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    base_value: float
+    rows: int
+    groups: list[GroupImportance]
+
+
 class ModelMetadata(BaseModel):
     """Everything a reader needs to trust, reproduce and describe a trained model."""
 
@@ -61,6 +91,8 @@ class ModelMetadata(BaseModel):
     threshold: float = Field(ge=0.0, le=1.0)
     library_versions: dict[str, str]
     feature_contract: list[dict[str, Any]]
+    # Written by the evaluate stage since explanations exist; older metadata loads without it.
+    explanation: Explanation | None = None
 
 
 def sha256_of(path: Path) -> str:

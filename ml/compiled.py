@@ -110,8 +110,71 @@ class CompiledModel:
             for feature, stride in zip(group.features, group.strides, strict=True):
                 index += bins[:, feature] * stride
             score += group.table[index]
-        # The single-row function on every score: a row gets the very same float either way.
-        return np.fromiter((_sigmoid(s) for s in score.tolist()), np.float64, len(score))
+        return _sigmoid_many(score)
+
+    # -- explanations: the additive terms ------------------------------------------------------
+    # The raw score (log-odds) is the intercept plus one table term per group, so each group's
+    # term is its exact contribution; the intercept (the score of a row whose every value is
+    # unknown) is the base value. No approximation, no sampling: base + sum = logit(probability).
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """One name per group, its features joined by '+', in the order of the contributions."""
+        return tuple("+".join(FEATURE_NAMES[f] for f in g.features) for g in self.groups)
+
+    def contributions_one(self, values: Sequence[float]) -> list[float]:
+        """Each group's term in the log-odds of one row of cleaned values (group_names order)."""
+        bins = [b.bin_of(v) for b, v in zip(self.bins, values, strict=True)]
+        terms = []
+        for members, table in self._plan:
+            index = 0
+            for feature, stride in members:
+                index += bins[feature] * stride
+            terms.append(table[index])
+        return terms
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """(n_rows, n_groups) terms in the log-odds; each row plus `intercept` is its raw score."""
+        return self.contributions_binned(self.bin_matrix(matrix))
+
+    # -- pre-binned rows: for callers that bin each distinct value once (ml/score.py) -----------
+    def bin_column(self, feature: int, values: np.ndarray) -> np.ndarray:
+        """Bin numbers of one feature's cleaned values (NaN: unknown), as predict_proba bins."""
+        edges = self._edges[feature]
+        bins = np.searchsorted(edges, values, side="left")
+        bins[np.isnan(values)] = len(edges) + 1
+        return bins
+
+    def bin_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """(n_rows, n_features) bin numbers of cleaned values, column-major."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.bins):
+            raise CompiledModelError(
+                f"expected an array of shape (n, {len(self.bins)}), got {matrix.shape}"
+            )
+        bins = np.empty(matrix.shape, dtype=np.int64, order="F")
+        for j in range(matrix.shape[1]):
+            bins[:, j] = self.bin_column(j, matrix[:, j])
+        return bins
+
+    def _group_index(self, bins: np.ndarray, group: GroupTable) -> np.ndarray:
+        index = np.zeros(bins.shape[0], dtype=np.int64)
+        for feature, stride in zip(group.features, group.strides, strict=True):
+            index += bins[:, feature] * stride
+        return index
+
+    def predict_proba_binned(self, bins: np.ndarray) -> np.ndarray:
+        """`predict_proba` of the rows these bins (bin_matrix) come from: the very same floats."""
+        score = np.full(bins.shape[0], self.intercept)
+        for group in self.groups:
+            score += group.table[self._group_index(bins, group)]
+        return _sigmoid_many(score)
+
+    def contributions_binned(self, bins: np.ndarray) -> np.ndarray:
+        """`contributions` of the rows these bins (bin_matrix) come from."""
+        terms = np.empty((bins.shape[0], len(self.groups)), dtype=np.float64)
+        for k, group in enumerate(self.groups):
+            terms[:, k] = group.table[self._group_index(bins, group)]
+        return terms
 
     # -- file format -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -175,6 +238,16 @@ def group_strides(bins: Sequence[FeatureBins], features: Sequence[int]) -> tuple
         strides.append(step)
         step *= bins[feature].n_bins
     return tuple(reversed(strides))
+
+
+def _sigmoid_many(score: np.ndarray) -> np.ndarray:
+    """`_sigmoid` of every score, bit for bit, so a row gets the very same float either way.
+
+    Only exp could round differently in numpy, so each exp is `math.exp` (one C-level map); the
+    additions and divisions are IEEE operations, identical in numpy and in Python floats.
+    """
+    z = np.fromiter(map(math.exp, (-np.abs(score)).tolist()), np.float64, len(score))
+    return np.where(score >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
 
 def _sigmoid(score: float) -> float:

@@ -25,7 +25,6 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -52,6 +51,14 @@ from ml.artefact import (
 from ml.compiled import CompiledModel
 from ml.contract import ID_COLUMN, describe
 from ml.data import RAW_DIR, TRUTH_FILE
+from ml.explain import (
+    IMPORTANCE_FIGURE,
+    TERMS_DIR,
+    global_importance,
+    term_figure_name,
+    write_importance_figure,
+    write_term_figures,
+)
 from ml.params import EvaluateParams, load_params
 from ml.progress import say
 from ml.train import MODEL_DIR, TRAINING_RECORD, read_validated
@@ -63,6 +70,8 @@ METRICS_FILE: Final = REPORTS_DIR / METRICS
 PLOTS: Final = "plots"
 FIGURES: Final = "figures"
 MODEL_CARD: Final = "MODEL_CARD.md"
+# Where the model card (in models/) finds the figures (in reports/figures/).
+FIGURES_LINK: Final = "../reports/figures"
 OVERRIDE_ENV: Final = "PREDICT_BUY_ACCEPT_BELOW_GATE"
 AGREEMENT_TOLERANCE: Final = 1e-9
 CURVE_POINTS: Final = 400
@@ -152,10 +161,32 @@ def _downsample(*columns: np.ndarray) -> list[np.ndarray]:
     return [c[keep] for c in columns]
 
 
+def _calibration_bins(
+    y_true: np.ndarray, probability: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantile bins of the probabilities: (mean predicted, observed rate, rows) per bin."""
+    edges = np.unique(np.quantile(probability, np.linspace(0, 1, n_bins + 1)))
+    which = np.clip(np.searchsorted(edges[1:-1], probability, side="right"), 0, len(edges) - 2)
+    counts = np.bincount(which, minlength=len(edges) - 1)
+    filled = counts > 0
+    predicted = np.bincount(which, probability, len(edges) - 1)[filled] / counts[filled]
+    observed = np.bincount(which, y_true.astype(float), len(edges) - 1)[filled] / counts[filled]
+    return predicted, observed, counts[filled]
+
+
 def write_plots(
-    y_true: np.ndarray, probability: np.ndarray, params: EvaluateParams, reports_dir: Path
+    y_true: np.ndarray,
+    probability: np.ndarray,
+    params: EvaluateParams,
+    reports_dir: Path,
+    threshold: float | None = None,
 ) -> None:
-    """DVC plot data (CSV) and the same curves as PNG figures."""
+    """DVC plot data (CSV) and the same curves as PNG figures.
+
+    ROC and PR figures carry their AUC and average precision in the legend; the PR figure also
+    the base rate (a model that ranks at random) and the operating point at the decision
+    threshold; the calibration figure the number of rows in each bin.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,22 +194,61 @@ def write_plots(
 
     fpr, tpr, _ = roc_curve(y_true, probability)
     precision, recall, _ = precision_recall_curve(y_true, probability)
-    observed, predicted = calibration_curve(
-        y_true, probability, n_bins=params.calibration_bins, strategy="quantile"
-    )
+    predicted, observed, counts = _calibration_bins(y_true, probability, params.calibration_bins)
+    roc_auc = float(roc_auc_score(y_true, probability))
+    average_precision = float(average_precision_score(y_true, probability))
+    base_rate = float(np.mean(y_true))
     curves = {
-        "roc": ("fpr", "tpr", *_downsample(fpr, tpr), "ROC curve"),
-        "precision_recall": ("recall", "precision", *_downsample(recall, precision), "PR curve"),
-        "calibration": ("predicted", "observed", predicted, observed, "Calibration"),
+        "roc": ("fpr", "tpr", *_downsample(fpr, tpr), "ROC curve", f"model (AUC {roc_auc:.3f})"),
+        "precision_recall": ("recall", "precision", *_downsample(recall, precision), "PR curve",
+                             f"model (AP {average_precision:.3f})"),
+        "calibration": ("predicted", "observed", predicted, observed, "Calibration",
+                        f"model ({len(counts)} quantile bins)"),
+    }  # fmt: skip
+    labels = {
+        "fpr": "false positive rate",
+        "tpr": "true positive rate",
+        "recall": "recall",
+        "precision": "precision",
+        "predicted": "mean predicted probability",
+        "observed": "observed share of buyers",
     }
-    for name, (x_name, y_name, x, y, title) in curves.items():
-        frame = pd.DataFrame({x_name: np.round(x, 6), y_name: np.round(y, 6)})
-        write_atomic(reports_dir / PLOTS / f"{name}.csv", frame.to_csv(index=False))
-        figure, axes = plt.subplots(figsize=(4.5, 4.5))
-        axes.plot(x, y, marker="." if name == "calibration" else None)
-        if name != "precision_recall":
-            axes.plot([0, 1], [0, 1], linestyle="--", color="grey")
-        axes.set(xlabel=x_name, ylabel=y_name, title=title, xlim=(0, 1), ylim=(0, 1))
+    for name, (x_name, y_name, x, y, title, label) in curves.items():
+        columns = {x_name: np.round(x, 6), y_name: np.round(y, 6)}
+        if name == "calibration":
+            columns["rows"] = counts
+        write_atomic(reports_dir / PLOTS / f"{name}.csv", pd.DataFrame(columns).to_csv(index=False))
+        if name == "calibration":
+            figure, (axes, count_axes) = plt.subplots(
+                2, 1, figsize=(4.8, 6.4), height_ratios=(3, 1.3)
+            )
+            bars = count_axes.bar(range(1, len(counts) + 1), counts, color="tab:blue")
+            count_axes.bar_label(bars, labels=[f"{n:,}" for n in counts], fontsize=6)
+            count_axes.set(xlabel="bin (by predicted probability, low to high)", ylabel="rows",
+                           xticks=range(1, len(counts) + 1))  # fmt: skip
+            count_axes.margins(y=0.25)
+        else:
+            figure, axes = plt.subplots(figsize=(4.8, 4.8))
+        axes.plot(x, y, marker="." if name == "calibration" else None, label=label)
+        if name == "roc":
+            axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random (AUC 0.5)")
+        elif name == "calibration":
+            axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+        else:
+            axes.axhline(base_rate, linestyle="--", color="grey",
+                         label=f"base rate {base_rate:.3f}")  # fmt: skip
+            if threshold is not None:
+                chosen = probability >= threshold
+                tp = float(np.sum(chosen & (y_true == 1)))
+                point_precision = tp / chosen.sum() if chosen.any() else 0.0
+                point_recall = tp / max(float(np.sum(y_true == 1)), 1.0)
+                axes.plot([point_recall], [point_precision], "o", color="tab:red",
+                          label=f"threshold {threshold:.3f}: P {point_precision:.2f}, "
+                                f"R {point_recall:.2f}")  # fmt: skip
+        axes.set(xlabel=labels[x_name], ylabel=labels[y_name], title=title, xlim=(0, 1),
+                 ylim=(0, 1))  # fmt: skip
+        axes.legend(loc="lower right" if name != "precision_recall" else "upper right",
+                    fontsize="small")  # fmt: skip
         figure.tight_layout()
         figures = reports_dir / FIGURES
         figures.mkdir(parents=True, exist_ok=True)
@@ -189,7 +259,33 @@ def write_plots(
         staged.replace(figures / f"{name}.png")
 
 
-def model_card(metadata: ModelMetadata, gate: GateResult, metrics: dict) -> str:
+def explanation_section(metadata: ModelMetadata, figures_link: str) -> list[str]:
+    """The model card's global importance table and links to each group's term figure."""
+    explanation = metadata.explanation
+    if explanation is None:
+        return []
+    lines = [
+        "## Why it decides",
+        "The model's log-odds are a base value plus one term per feature group, so each group's",
+        "contribution to a prediction is exact (`explain=true` on /predict, `predict-buy score",
+        f"--explain`). Base value (every input unknown): {explanation.base_value:.4f}. Importance:",
+        f"mean |term - its mean| on {explanation.rows:,} test rows "
+        f"([figure]({figures_link}/{IMPORTANCE_FIGURE})).",
+        "",
+        "| feature group | importance (log-odds) | share | term shape |",
+        "|---|---|---|---|",
+    ]
+    for group in explanation.groups:
+        link = f"{figures_link}/{TERMS_DIR}/{term_figure_name(group.group)}"
+        lines.append(
+            f"| {group.group} | {group.importance:.4f} | {group.share:.1%} | [PNG]({link}) |"
+        )
+    return [*lines, ""]
+
+
+def model_card(
+    metadata: ModelMetadata, gate: GateResult, metrics: dict, figures_link: str = FIGURES_LINK
+) -> str:
     m = metrics
     cm = m["confusion_matrix"]
     best = m.get("best_possible_roc_auc")
@@ -225,6 +321,7 @@ def model_card(metadata: ModelMetadata, gate: GateResult, metrics: dict) -> str:
         f" / {m['f1']:.3f} |",
         f"| confusion matrix (tn, fp, fn, tp) | {cm['tn']}, {cm['fp']}, {cm['fn']}, {cm['tp']} |",
         "",
+        *explanation_section(metadata, figures_link),
         "## Quality gate",
         "passed"
         if gate.passed
@@ -295,7 +392,10 @@ def evaluate(
         "max_auc_drop": params.max_auc_drop,
     }
     write_atomic(reports_dir / METRICS, json.dumps(metrics, indent=2) + "\n")
-    write_plots(labels, probability, params, reports_dir)
+    write_plots(labels, probability, params, reports_dir, threshold=record["threshold"])
+    explanation = global_importance(compiled, matrix)
+    write_importance_figure(explanation, reports_dir / FIGURES)
+    write_term_figures(explanation, reports_dir / FIGURES)
     say("evaluate", f"ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
                     f"F1 {metrics['f1']:.3f} at threshold {metrics['threshold']:.4f}"
                     + (f"; best possible ROC AUC {best:.4f}" if best else ""))  # fmt: skip
@@ -317,8 +417,10 @@ def evaluate(
         threshold=record["threshold"],
         library_versions=record["library_versions"],
         feature_contract=describe(),
+        explanation=explanation,
     )
-    write_atomic(model_dir / MODEL_CARD, model_card(metadata, gate, metrics))
+    figures_link = Path(os.path.relpath(reports_dir / FIGURES, model_dir)).as_posix()
+    write_atomic(model_dir / MODEL_CARD, model_card(metadata, gate, metrics, figures_link))
     write_metadata(model_dir, metadata)
     say("evaluate", f"quality gate {'passed' if gate.passed else 'overridden'}; model "
                     f"{metadata.version} published in {model_dir / METADATA_FILE}")  # fmt: skip

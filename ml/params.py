@@ -82,10 +82,34 @@ class EvaluateParams(_Strict):
     calibration_bins: Annotated[int, Field(ge=2, le=100)]
 
 
+class DriftParams(_Strict):
+    """The drift stage: the incoming batch against a reference (see ml/drift.py)."""
+
+    reference: str | None = None
+    s3_endpoint_url: str | None = None
+    max_psi: Annotated[float, Field(gt=0, le=10)] = 0.2
+    max_missing_rate_change: Annotated[float, Field(gt=0, le=1)] = 0.10
+    fail_on_drift: bool = False
+
+    @model_validator(mode="after")
+    def _known_reference(self) -> Self:
+        if (
+            self.reference is not None
+            and "://" in self.reference
+            and not (self.reference.startswith("s3://"))
+        ):
+            raise ValueError(
+                f"reference {self.reference!r}: expected a local raw CSV or s3://bucket/key"
+            )
+        return self
+
+
 class Params(_Strict):
     data: DataParams
     train: TrainParams
     evaluate: EvaluateParams
+    # Optional: a params.yaml without the section compares nothing.
+    drift: DriftParams = DriftParams()
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

@@ -74,6 +74,33 @@ class Predictor:
         classes = (probabilities >= self.metadata.threshold).astype(np.int64)
         return classes.tolist(), probabilities.tolist()
 
+    # -- explanations: exact, since the model's log-odds are a sum of one term per group --------
+    @property
+    def base_value(self) -> float:
+        """The log-odds of a customer about whom nothing is known."""
+        return self.model.intercept
+
+    def explain_one(self, record: dict[str, object]) -> tuple[int, float, dict[str, float]]:
+        """`predict_one` plus each feature group's contribution to the log-odds."""
+        values = [clean(record.get(name)) for name, clean in self._cleaning]
+        probability = self.model.predict_proba_one(values)
+        terms = self.model.contributions_one(values)
+        contributions = dict(zip(self.model.group_names, terms, strict=True))
+        return int(probability >= self.metadata.threshold), probability, contributions
+
+    def explain_many(
+        self, records: Sequence[Mapping[str, object]]
+    ) -> tuple[list[int], list[float], list[dict[str, float]]]:
+        """`predict_many` plus each row's contributions per feature group."""
+        matrix = clean_matrix(records)
+        probabilities = self.model.predict_proba(matrix)
+        classes = (probabilities >= self.metadata.threshold).astype(np.int64)
+        names = self.model.group_names
+        contributions = [
+            dict(zip(names, row, strict=True)) for row in self.model.contributions(matrix).tolist()
+        ]
+        return classes.tolist(), probabilities.tolist(), contributions
+
 
 def clean_matrix(records: Sequence[Mapping[str, object]]) -> np.ndarray:
     """The (n_rows, n_features) matrix of cleaned values, in contract order; NaN is unknown.

@@ -22,6 +22,7 @@ from pydantic import (
     create_model,
 )
 
+from ml.artefact import Explanation
 from ml.contract import (
     FEATURES,
     ORIGINAL_API_FIELDS,
@@ -218,6 +219,17 @@ class PredictResponse(BaseModel):
     probability: float = Field(ge=0.0, le=1.0, description="Probability of class 1.")
     threshold: float = Field(ge=0.0, le=1.0, description="Decision threshold of this model.")
     model_version: str = Field(description="Version of the model that answered.")
+    base_value: float | None = Field(
+        default=None,
+        description="With explain=true: the log-odds of a customer about whom nothing is known.",
+    )
+    contributions: dict[str, float] | None = Field(
+        default=None,
+        description=(
+            "With explain=true: each feature group's exact contribution to the log-odds; "
+            "base_value + their sum = logit(probability)."
+        ),
+    )
 
 
 class BatchRequest(BaseModel):
@@ -234,6 +246,9 @@ class BatchRequest(BaseModel):
 class BatchPrediction(BaseModel):
     predicted_class: Literal[0, 1]
     probability: float = Field(ge=0.0, le=1.0)
+    contributions: dict[str, float] | None = Field(
+        default=None, description="With explain=true: as in the POST /predict answer."
+    )
 
 
 class BatchResponse(BaseModel):
@@ -242,6 +257,9 @@ class BatchResponse(BaseModel):
     predictions: list[BatchPrediction]
     threshold: float = Field(ge=0.0, le=1.0)
     model_version: str
+    base_value: float | None = Field(
+        default=None, description="With explain=true: as in the POST /predict answer."
+    )
 
 
 class ErrorItem(BaseModel):
@@ -313,3 +331,10 @@ class ModelInfo(BaseModel):
     training_data: TrainingDataInfo
     library_versions: dict[str, str]
     feature_contract: list[dict[str, Any]]
+    explanation: Explanation | None = Field(
+        default=None,
+        description=(
+            "The base value, and each feature group's global importance on the test rows with "
+            "its term's shape along each feature (null for a model evaluated before they existed)."
+        ),
+    )

@@ -12,7 +12,8 @@ router = APIRouter(tags=["model"])
 
 @router.get("/model", response_model=ModelInfo, summary="The served model")
 async def model_info(predictor: PredictorDep) -> ModelInfo:
-    """Version, sha256, training date, metrics, parameters and feature contract of the model."""
+    """Version, sha256, training date, metrics, parameters and feature contract of the model,
+    and each feature group's global importance and term shape."""
     metadata = predictor.metadata
     return ModelInfo(
         version=metadata.version,
@@ -25,4 +26,5 @@ async def model_info(predictor: PredictorDep) -> ModelInfo:
         training_data=metadata.training_data.model_dump(),
         library_versions=metadata.library_versions,
         feature_contract=metadata.feature_contract,
+        explanation=metadata.explanation,
     )

@@ -11,11 +11,12 @@ is parsed, scored and serialised in a worker thread, so the event loop keeps ans
 
 from __future__ import annotations
 
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import orjson
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ValidationError
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -39,6 +40,33 @@ router = APIRouter(tags=["prediction"])
 PREDICT_INLINE_MAX_BYTES: Final = 4096
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+EXPLAIN_HELP: Final = "Add base_value and each feature group's exact contribution to the log-odds."
+ExplainQuery = Annotated[bool, Query(description=EXPLAIN_HELP)]
+# /predict reads `explain` itself (a declared parameter costs the hot path a resolver pass) and
+# documents it here; it is parsed as FastAPI parses a bool query parameter.
+EXPLAIN_PARAMETER: Final = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "description": EXPLAIN_HELP,
+    "schema": {"type": "boolean", "default": False, "title": "Explain"},
+}
+_BOOLEAN: Final = TypeAdapter(bool)
+
+
+def explain_requested(request: Request) -> bool:
+    """The `explain` query parameter of a request; 422 naming it when it is not a boolean."""
+    raw = request.query_params.get("explain")
+    if raw is None:
+        return False
+    try:
+        return _BOOLEAN.validate_python(raw)
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+        for item in errors:
+            item["loc"] = ("query", "explain")
+        raise RequestValidationError(errors) from None
+
 
 _REJECTIONS: Final = {
     413: {"model": MessageResponse, "description": "Request body too large"},
@@ -69,11 +97,15 @@ def parse_body(model: type[ModelT], raw: bytes) -> ModelT:
     "/predict",
     response_model=PredictResponse,
     responses=_REJECTIONS,
-    openapi_extra=request_body(PredictRequest),
+    openapi_extra={**request_body(PredictRequest), "parameters": [EXPLAIN_PARAMETER]},
     summary="Predict one customer",
 )
 async def predict(request: Request) -> Response:
-    """Whether one customer will buy: the original 7-field payload works unchanged."""
+    """Whether one customer will buy: the original 7-field payload works unchanged.
+
+    With `?explain=true` the answer adds base_value and each feature group's contribution.
+    """
+    explain = explain_requested(request)
     raw = await request.body()
     if len(raw) <= PREDICT_INLINE_MAX_BYTES:
         body = parse_body(PredictRequest, raw)
@@ -82,7 +114,11 @@ async def predict(request: Request) -> Response:
     # The hot path reads app.state itself: each FastAPI dependency costs ~9 µs a request here,
     # more than the prediction. The other routes use the Annotated dependencies.
     predictor: Predictor = request.app.state.predictor
-    predicted_class, probability = predictor.predict_one(vars(body))
+    contributions = None
+    if explain:
+        predicted_class, probability, contributions = predictor.explain_one(vars(body))
+    else:
+        predicted_class, probability = predictor.predict_one(vars(body))
     request.app.state.metrics.count_predictions(predicted_class, 1)
     payload = {
         "predicted_class": predicted_class,
@@ -90,6 +126,9 @@ async def predict(request: Request) -> Response:
         "threshold": predictor.threshold,
         "model_version": predictor.version,
     }
+    if contributions is not None:
+        payload["base_value"] = predictor.base_value
+        payload["contributions"] = contributions
     return Response(orjson.dumps(payload), media_type=JSON)
 
 
@@ -105,29 +144,42 @@ async def predict_batch(
     predictor: PredictorDep,
     metrics: MetricsDep,
     settings: SettingsDep,
+    explain: ExplainQuery = False,
 ) -> Response:
-    """Many customers in one request; predictions come back in the order of the rows."""
+    """Many customers in one request; predictions come back in the order of the rows.
+
+    With `?explain=true` each prediction adds its contributions, and the answer the base value.
+    """
     raw = await request.body()
     if len(raw) <= settings.batch_inline_max_bytes:
-        content, positives, total = score_batch(predictor, raw)
+        content, positives, total = score_batch(predictor, raw, explain)
     else:
-        content, positives, total = await run_in_threadpool(score_batch, predictor, raw)
+        content, positives, total = await run_in_threadpool(score_batch, predictor, raw, explain)
     metrics.count_predictions(positives, total)
     return Response(content, media_type=JSON)
 
 
-def score_batch(predictor: Predictor, raw: bytes) -> tuple[bytes, int, int]:
+def score_batch(predictor: Predictor, raw: bytes, explain: bool = False) -> tuple[bytes, int, int]:
     """Validate a batch body and score it: (serialised answer, rows of class 1, rows)."""
     screen_batch(raw)
     rows = [vars(row) for row in parse_body(BatchRequest, raw).rows]
-    classes, probabilities = predictor.predict_many(rows)
-    predictions = [
-        {"predicted_class": c, "probability": p}
-        for c, p in zip(classes, probabilities, strict=True)
-    ]
-    payload = {
+    if explain:
+        classes, probabilities, contributions = predictor.explain_many(rows)
+        predictions = [
+            {"predicted_class": c, "probability": p, "contributions": terms}
+            for c, p, terms in zip(classes, probabilities, contributions, strict=True)
+        ]
+    else:
+        classes, probabilities = predictor.predict_many(rows)
+        predictions = [
+            {"predicted_class": c, "probability": p}
+            for c, p in zip(classes, probabilities, strict=True)
+        ]
+    payload: dict[str, Any] = {
         "predictions": predictions,
         "threshold": predictor.threshold,
         "model_version": predictor.version,
     }
+    if explain:
+        payload["base_value"] = predictor.base_value
     return orjson.dumps(payload), sum(classes), len(rows)

@@ -1,0 +1,549 @@
+"""Score raw files with the served model, without HTTP: `predict-buy score` and `load_model`.
+
+The input is a raw CSV in the raw layout, dirt included (a local path, or s3://bucket/key, which is
+downloaded to a temporary file first). It is read in blocks with pyarrow's streaming CSV reader, so
+memory stays flat whatever the file's size. Each block is cleaned with the feature contract's own
+`clean_value` (through `ml.features.clean_column`, once per distinct value of a column, as the
+validate stage does), scored with the compiled model whose sha256 was verified against model.json,
+and appended to the output: the row's id, predicted_class, probability, threshold and
+model_version, plus, with `explain`, the base value and one exact contribution per feature group.
+
+Rows that break the contract (a value outside it, a blank or non-numeric id, a line with the wrong
+number of fields) go to a rejects file with their reason. Both files are written under temporary
+names beside their destination and renamed only once the whole input was scored, so a failure
+leaves neither half-written. Python API::
+
+    from ml.score import load_model
+    predictions = load_model("models").predict_frame(frame, explain=True)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ml.artefact import ArtefactError, ModelMetadata, load_serving_model
+from ml.compiled import CompiledModel
+from ml.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, ContractError, Feature, FeatureKind
+from ml.features import clean_column
+from ml.progress import say
+
+DEFAULT_MODEL_DIR: Final = Path("models")
+BLOCK_BYTES: Final = 2 << 20  # bytes of CSV per block: ~30k rows; smaller keeps memory flatter
+PROGRESS_EVERY_S: Final = 2.0
+WORKERS: Final = min(4, os.cpu_count() or 1)
+MEMO_LIMIT: Final = 100_000  # distinct raw values remembered per feature
+REASON_COLUMN: Final = "reason"
+BASE_VALUE_COLUMN: Final = "base_value"
+CONTRIBUTION_PREFIX: Final = "contribution:"
+INPUT_COLUMNS: Final = (ID_COLUMN, *(f.name for f in FEATURES))
+_WHOLE_NUMBER: Final = r"^[+-]?\d+(\.0*)?$"
+# The usual spelling of an amount; bounded lengths keep every match a finite float.
+_PLAIN_AMOUNT: Final = r"^ *£?(\d{1,3}(,\d{3}){1,4}|\d{1,12})(\.\d{1,12})? *$"
+
+
+class ScoreError(ValueError):
+    """The input, the model or the output cannot be used; the message names which and why."""
+
+
+@dataclass(frozen=True)
+class CleanBlock:
+    """One block of input rows: the cleaned matrix, which rows are usable, and the problems of
+    the others (row index in the block -> reasons)."""
+
+    ids: pa.Array
+    raw: pa.RecordBatch
+    matrix: np.ndarray
+    usable: np.ndarray
+    problems: dict[int, list[str]]
+    # The model's bin numbers of `matrix`, when the cleaner was given the model.
+    bins: np.ndarray | None = None
+
+    def reasons_of_refused(self) -> list[str]:
+        """The reason of each refused row, in row order, e.g. "Age: out of range; ..."."""
+        return ["; ".join(self.problems[row]) for row in np.flatnonzero(~self.usable).tolist()]
+
+
+def _clean_codes(
+    feature: Feature, uniques: pd.Series, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(numbers, reasons) of a column given its distinct values and each row's code into them.
+
+    `clean_column` (the contract's `clean_value` once per distinct value) runs on the distinct
+    values only; the rows then index the result. Code -1 is a missing cell: unknown.
+    """
+    numbers, reasons = clean_column(feature, uniques)
+    numbers = np.append(numbers, np.nan)  # code -1 lands on the appended NaN
+    reasons_array = np.append(reasons.fillna("").to_numpy(dtype=object), "")
+    return numbers[codes], reasons_array[codes]
+
+
+class _Memo:
+    """The contract's cleaning of each distinct raw value of one feature, kept across blocks.
+
+    Bounded, so memory stays flat on any file: past MEMO_LIMIT values new ones are cleaned each
+    time they occur (only odd spellings of amounts ever get that far).
+    """
+
+    def __init__(self, feature: Feature) -> None:
+        self.feature = feature
+        self.known: dict[str, tuple[float, str]] = {}
+
+    def clean(self, uniques: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Number and reason ("" if valid) of each distinct value, plus a NaN for code -1."""
+        new = [u for u in uniques if u not in self.known]
+        fresh: dict[str, tuple[float, str]] = {}
+        if new:
+            numbers, reasons = clean_column(self.feature, pd.Series(new, dtype=object))
+            pairs = zip(numbers.tolist(), reasons.fillna("").tolist(), strict=True)
+            fresh = dict(zip(new, pairs, strict=True))
+            if len(self.known) + len(fresh) <= MEMO_LIMIT:
+                self.known.update(fresh)
+        cleaned = [self.known.get(u) or fresh[u] for u in uniques]
+        numbers = np.array([c[0] for c in cleaned] + [np.nan], dtype=np.float64)
+        return numbers, [c[1] for c in cleaned]
+
+
+class BlockCleaner:
+    """Cleans blocks of raw text columns (id and every feature) with the feature contract."""
+
+    def __init__(self, model: CompiledModel | None = None) -> None:
+        self._memos = [_Memo(feature) for feature in FEATURES]
+        # With the model, each distinct value is also binned once (as predict_proba would bin
+        # it), so scoring needs no search per row.
+        self._model = model
+
+    def clean(self, batch: pa.RecordBatch) -> CleanBlock:
+        rows = batch.num_rows
+        # Column-major: the model bins one feature (column) at a time, twice as fast contiguous.
+        matrix = np.empty((rows, len(FEATURES)), dtype=np.float64, order="F")
+        usable = np.ones(rows, dtype=bool)
+        problems: dict[int, list[str]] = {}
+        model = self._model
+        bins = None if model is None else np.empty(matrix.shape, dtype=np.int64, order="F")
+
+        def refuse(bad_rows: np.ndarray, reasons: list[str]) -> None:
+            for row, reason in zip(bad_rows.tolist(), reasons, strict=True):
+                problems.setdefault(row, []).append(reason)
+            usable[bad_rows] = False
+
+        ids = pc.utf8_trim_whitespace(batch.column(ID_COLUMN))
+        blank_id = pc.equal(ids, "").to_numpy(zero_copy_only=False)
+        bad_id = ~pc.utf8_is_digit(ids).to_numpy(zero_copy_only=False)
+        if bad_id.any():  # "12.0" is a whole number too; the regex only runs where needed
+            whole = pc.match_substring_regex(ids.filter(pa.array(bad_id)), _WHOLE_NUMBER)
+            bad_id[bad_id] = ~whole.to_numpy(zero_copy_only=False)
+            blank_rows, other_rows = np.flatnonzero(blank_id), np.flatnonzero(bad_id & ~blank_id)
+            refuse(blank_rows, [f"{ID_COLUMN}: blank"] * len(blank_rows))
+            refuse(other_rows, [f"{ID_COLUMN}: not a whole number"] * len(other_rows))
+        for j, (feature, memo) in enumerate(zip(FEATURES, self._memos, strict=True)):
+            column = batch.column(feature.name)
+            rest = None  # rows the bulk amount parser left for the contract's clean_value
+            if feature.kind is FeatureKind.MONEY:
+                matrix[:, j], slow = _plain_amounts(feature, column)
+                rest = np.flatnonzero(slow)
+                column = column.filter(pa.array(slow))
+            encoded = pc.dictionary_encode(column)
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            numbers, reasons = memo.clean(encoded.dictionary.to_pylist())
+            if rest is None:
+                matrix[:, j] = numbers[codes]
+                if bins is not None and model is not None:
+                    bins[:, j] = model.bin_column(j, numbers)[codes]
+            else:
+                matrix[rest, j] = numbers[codes]
+                if bins is not None and model is not None:
+                    bins[:, j] = model.bin_column(j, matrix[:, j])
+            bad_codes = [k for k, reason in enumerate(reasons) if reason]
+            if bad_codes:
+                bad = np.flatnonzero(np.isin(codes, bad_codes))
+                rows_bad = bad if rest is None else rest[bad]
+                refuse(rows_bad, [f"{feature.name}: {reasons[c]}" for c in codes[bad].tolist()])
+        return CleanBlock(ids, batch, matrix, usable, problems, bins)
+
+
+def _plain_amounts(feature: Feature, column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The common spelling of amounts ("£1,623.85 ", "2630.0") parsed in bulk by Arrow.
+
+    Every amount has its own text, so the per-distinct-value cleaning would call `clean_value`
+    for nearly every row. Texts of the plain form (ASCII digits, optional "£", thousands commas,
+    a decimal part, spaces around) in range are read here: removing "£", commas and spaces
+    leaves a decimal that Arrow and Python both round correctly to the same float, which is what
+    `clean_value` returns (a test compares them on dirty values). Returns (numbers, rows left for
+    `clean_value`: any other spelling, blanks, out of range).
+    """
+    plain = pc.match_substring_regex(column, _PLAIN_AMOUNT).to_numpy(zero_copy_only=False)
+    numbers = np.full(len(column), np.nan)
+    # The plain form has "£" only in front and spaces only around: trimming both, then dropping
+    # the commas, leaves the decimal.
+    digits = pc.replace_substring(pc.utf8_trim(column.filter(pa.array(plain)), "£ "), ",", "")
+    numbers[plain] = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+    low, high = feature.bounds
+    in_range = plain & (numbers >= low) & (numbers <= high)
+    numbers[~in_range] = np.nan
+    return numbers, ~in_range
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def _header(path: Path) -> list[str]:
+    """The header's column names, stripped; ScoreError if the file is not the raw layout."""
+    if not path.is_file():
+        raise ScoreError(f"{path}: file not found")
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+        while first and not first.strip():
+            first = handle.readline(1 << 20)
+    if not first.strip():
+        raise ScoreError(f"{path}: file is empty (expected a header line and rows)")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ScoreError(f"{path}: not UTF-8 text in the header; save the file as UTF-8") from error
+    if "," not in text:
+        used = next((d for d in (";", "\t", "|") if d in text), None)
+        found = f"found {used!r}" if used else "found no delimiter"
+        raise ScoreError(f"{path}: wrong delimiter in the header ({found}); expected ','")
+    names = [name.strip() for name in next(csv.reader([text]))]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ScoreError(f"{path}: columns repeated in the header: {repeated}")
+    missing = [c for c in RAW_COLUMNS if c in INPUT_COLUMNS and c not in names]
+    if missing:
+        raise ScoreError(
+            f"{path}: missing columns {missing}; the raw layout is {RAW_COLUMNS} "
+            f"({RAW_COLUMNS[-1]} is not needed to score)"
+        )
+    return names
+
+
+@dataclass
+class _BadLines:
+    """Lines with the wrong number of fields, kept as rejects instead of failing the read."""
+
+    lines: list[tuple[int | None, str, str]] = field(default_factory=list)
+
+    def handler(self, row: Any) -> str:
+        reason = f"malformed line: expected {row.expected_columns} fields, got {row.actual_columns}"
+        self.lines.append((row.number, reason, str(row.text)[:200]))
+        return "skip"
+
+
+def read_blocks(path: Path, bad_lines: _BadLines | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a local raw CSV as blocks of text columns (id and the features)."""
+    names = _header(path)
+    options = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        include_columns=list(INPUT_COLUMNS),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES)
+    parse = pacsv.ParseOptions(invalid_row_handler=bad_lines.handler if bad_lines else None)
+    try:
+        # A Python file, not the path: Arrow's own files read ahead up to ~160 MB of a large
+        # input; through a Python file its readahead stays at a few blocks (~25 MB).
+        with path.open("rb") as handle:
+            reader = pacsv.open_csv(
+                handle, read_options=read, parse_options=parse, convert_options=options
+            )
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
+    except pa.ArrowInvalid as error:
+        detail = str(error)
+        if "UTF8" in detail or "utf8" in detail.lower():
+            detail = "not UTF-8 text; save the file as UTF-8"
+        raise ScoreError(f"{path}: not a readable CSV ({detail})") from error
+
+
+@contextmanager
+def local_input(source: str, endpoint_url: str | None = None) -> Iterator[Path]:
+    """A local path for `source`: itself, or an s3:// object downloaded (md5 checked) to a
+    temporary file that is removed afterwards."""
+    if not source.startswith("s3://"):
+        yield Path(source)
+        return
+    from ml.s3 import S3DataError, download_file, make_client, parse_s3_url
+
+    try:
+        location = parse_s3_url(source)
+        key = location.prefix.rstrip("/")
+        if not key:
+            raise S3DataError(f"{source!r}: names a bucket, not a file; expected s3://bucket/key")
+        with tempfile.TemporaryDirectory(prefix="predict-buy-score-") as scratch:
+            local = Path(scratch) / Path(key).name
+            download_file(make_client(endpoint_url), location.bucket, key, local)
+            yield local
+    except S3DataError as error:
+        raise ScoreError(str(error)) from error
+
+
+# -- the model -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoringModel:
+    """The served model (verified), its threshold and version, for scoring frames and files."""
+
+    model: CompiledModel
+    metadata: ModelMetadata
+
+    @property
+    def threshold(self) -> float:
+        return self.metadata.threshold
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+    @property
+    def contribution_columns(self) -> list[str]:
+        return [CONTRIBUTION_PREFIX + name for name in self.model.group_names]
+
+    def predict_matrix(self, matrix: np.ndarray, explain: bool = False) -> dict[str, Any]:
+        """Columns of predictions for cleaned rows (contract order, NaN unknown)."""
+        return self.predict_bins(self.model.bin_matrix(matrix), explain)
+
+    def predict_bins(self, bins: np.ndarray, explain: bool = False) -> dict[str, Any]:
+        """Columns of predictions for rows given by the model's bin numbers (bin_matrix)."""
+        probability = self.model.predict_proba_binned(bins)
+        rows = len(bins)
+        columns: dict[str, Any] = {
+            "predicted_class": (probability >= self.threshold).astype(np.int8),
+            "probability": probability,
+            "threshold": pa.repeat(pa.scalar(self.threshold), rows),
+            "model_version": pa.repeat(pa.scalar(self.version), rows),
+        }
+        if explain:
+            columns[BASE_VALUE_COLUMN] = np.full(rows, self.model.intercept)
+            terms = self.model.contributions_binned(bins)
+            for k, name in enumerate(self.contribution_columns):
+                columns[name] = terms[:, k]
+        return columns
+
+    def predict_frame(self, frame: pd.DataFrame, explain: bool = False) -> pd.DataFrame:
+        """Predictions for raw rows (text as in the CSV, or numbers), one per row, same index.
+
+        Columns: predicted_class, probability, threshold, model_version; with `explain`, also
+        base_value and one `contribution:<group>` column per feature group, whose sum with the
+        base value is the logit of the probability. A missing feature column means unknown for
+        every row; a value that breaks the contract raises ContractError naming the row.
+        """
+        matrix = np.empty((len(frame), len(FEATURES)), dtype=np.float64)
+        for j, feature in enumerate(FEATURES):
+            if feature.name not in frame.columns:
+                matrix[:, j] = np.nan
+                continue
+            codes, uniques = pd.factorize(frame[feature.name], use_na_sentinel=True)
+            matrix[:, j], why = _clean_codes(feature, pd.Series(uniques, dtype=object), codes)
+            bad = np.flatnonzero(why != "")
+            if len(bad):
+                row = bad[0]
+                raise ContractError(
+                    feature.name,
+                    frame[feature.name].iloc[row],
+                    f"{why[row]} (row {frame.index[row]!r})",
+                )
+        columns = self.predict_matrix(matrix, explain)
+        columns["threshold"] = np.full(len(frame), self.threshold)
+        columns["model_version"] = np.full(len(frame), self.version, dtype=object)
+        return pd.DataFrame(columns, index=frame.index)
+
+
+def load_model(model_dir: Path | str = DEFAULT_MODEL_DIR) -> ScoringModel:
+    """The model in `model_dir`, its sha256 verified against model.json; ScoreError if unusable."""
+    try:
+        compiled, metadata = load_serving_model(Path(model_dir))
+    except ArtefactError as error:
+        raise ScoreError(str(error)) from error
+    return ScoringModel(compiled, metadata)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+class _TableSink:
+    """Writes Arrow tables to a temporary file beside `path`: CSV, or Parquet for *.parquet."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.path, self.temporary, self.schema = path, Path(name), schema
+        self.rows = 0
+        self._open = True
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            self._writer: Any = pq.ParquetWriter(self.temporary, schema)
+        else:
+            self._writer = pacsv.CSVWriter(
+                self.temporary, schema, write_options=pacsv.WriteOptions(quoting_style="needed")
+            )
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table.cast(self.schema))
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._writer.close()
+
+    def commit(self) -> None:
+        os.chmod(self.temporary, 0o644)  # mkstemp makes 0600; the output is for its reader
+        os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        """Remove the temporary file (a no-op once committed)."""
+        try:
+            self.close()
+        finally:
+            self.temporary.unlink(missing_ok=True)
+
+
+def rejects_path_for(output: Path) -> Path:
+    """Default rejects file: `scores.csv` -> `scores.rejects.csv` (always CSV)."""
+    return output.with_name(f"{output.stem}.rejects.csv")
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    rows: int
+    scored: int
+    rejected: int
+    seconds: float
+    output: Path
+    rejects: Path
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def score_file(
+    source: str,
+    output: Path,
+    model: ScoringModel,
+    *,
+    rejects: Path | None = None,
+    explain: bool = False,
+    endpoint_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ScoreSummary:
+    """Score a raw CSV (path or s3:// URL) into `output`, rejects into `rejects`, atomically."""
+    rejects = rejects or rejects_path_for(output)
+    if output.resolve() == rejects.resolve():
+        raise ScoreError(f"{output}: the output and the rejects file must differ")
+    fields = [
+        pa.field(ID_COLUMN, pa.string()),
+        pa.field("predicted_class", pa.int8()),
+        pa.field("probability", pa.float64()),
+        pa.field("threshold", pa.float64()),
+        pa.field("model_version", pa.string()),
+    ]
+    if explain:
+        names = [BASE_VALUE_COLUMN, *model.contribution_columns]
+        fields += [pa.field(name, pa.float64()) for name in names]
+    reject_schema = pa.schema(
+        [pa.field(name, pa.string()) for name in (*INPUT_COLUMNS, REASON_COLUMN)]
+    )
+    started = time.perf_counter()
+    last_report = started
+    rows = 0
+    bad_lines = _BadLines()
+    with ExitStack() as stack:
+        path = stack.enter_context(local_input(source, endpoint_url))
+        blocks = read_blocks(path, bad_lines)
+        out = _TableSink(output, pa.schema(fields))
+        stack.callback(out.discard)
+        bad = _TableSink(rejects, reject_schema)
+        stack.callback(bad.discard)
+        cleaner = BlockCleaner(model.model)
+
+        def score_block(batch: pa.RecordBatch) -> tuple[int, pa.Table, pa.Table | None]:
+            block = cleaner.clean(batch)
+            usable = block.usable
+            assert block.bins is not None  # noqa: S101 -- the cleaner was given the model
+            bins = block.bins if usable.all() else np.asfortranarray(block.bins[usable])
+            columns = model.predict_bins(bins, explain)
+            table = pa.table({ID_COLUMN: block.ids.filter(pa.array(usable)), **columns})
+            refused = None
+            if not usable.all():
+                reasons = pa.array(block.reasons_of_refused(), pa.string())
+                refused = pa.Table.from_batches([block.raw.filter(pa.array(~usable))])
+                refused = refused.append_column(REASON_COLUMN, reasons)
+            return batch.num_rows, table, refused
+
+        def write_block(table: pa.Table, refused: pa.Table | None) -> None:
+            out.write(table)
+            if refused is not None:
+                bad.write(refused)
+
+        # Blocks are scored by WORKERS threads and written by one more, in input order (Arrow
+        # and numpy release the GIL, so reading, scoring and writing overlap). At most
+        # WORKERS + 2 blocks are in flight, so memory stays flat.
+        with (
+            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="score") as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer,
+        ):
+            pending: deque[Future[tuple[int, pa.Table, pa.Table | None]]] = deque()
+            written: deque[Future[None]] = deque()
+            for batch in itertools.chain(blocks, [None]):
+                if batch is not None:
+                    pending.append(pool.submit(score_block, batch))
+                while pending and (batch is None or len(pending) > WORKERS):
+                    block_rows, table, refused = pending.popleft().result()
+                    rows += block_rows
+                    written.append(writer.submit(write_block, table, refused))
+                    while len(written) > 1:
+                        written.popleft().result()
+                now = time.perf_counter()
+                if progress and now - last_report >= PROGRESS_EVERY_S:
+                    progress(f"{rows:,} rows, {rows / (now - started):,.0f} rows/s")
+                    last_report = now
+            while written:
+                written.popleft().result()
+        for number, reason, text in bad_lines.lines:
+            where = f"line {number}: " if number else ""
+            cells = {name: [""] for name in INPUT_COLUMNS}
+            bad.write(pa.table({**cells, REASON_COLUMN: [f"{where}{reason}: {text!r}"]}))
+        rows += len(bad_lines.lines)
+        if rows == 0:
+            raise ScoreError(f"{source}: has a header but no data rows")
+        out.close()
+        bad.close()
+        bad.commit()
+        out.commit()
+    seconds = time.perf_counter() - started
+    return ScoreSummary(rows, out.rows, bad.rows, seconds, output, rejects)
+
+
+def scores_to_frame(path: Path) -> pd.DataFrame:
+    """Read a file `score_file` wrote (CSV or Parquet), ids as text."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(io.StringIO(path.read_text()), dtype={ID_COLUMN: str})
+
+
+def report(summary: ScoreSummary) -> None:
+    """The closing progress line of a scoring run."""
+    say(
+        "score",
+        f"{summary.scored:,} of {summary.rows:,} rows scored into {summary.output}, "
+        f"{summary.rejected:,} rejected into {summary.rejects}; {summary.seconds:.1f} s, "
+        f"{summary.rows_per_s:,.0f} rows/s",
+    )

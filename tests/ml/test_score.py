@@ -1,0 +1,348 @@
+"""`predict-buy score` and the Python API: contract cleaning, rejects, atomic outputs, formats."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from ml.artefact import load_serving_model
+from ml.cli import app
+from ml.contract import FEATURES_BY_NAME, ID_COLUMN, ContractError, clean_row
+from ml.data import generate_dataset
+from ml.score import (
+    BASE_VALUE_COLUMN,
+    CONTRIBUTION_PREFIX,
+    REASON_COLUMN,
+    ScoreError,
+    _plain_amounts,
+    load_model,
+    rejects_path_for,
+    score_file,
+    scores_to_frame,
+)
+from tests.moto_server import AWS_VARIABLES_TO_CLEAR, TEST_CREDENTIALS, MotoServer
+from tests.service.model_factory import MODEL_VERSION, THRESHOLD, write_model_dir
+
+OUTPUT_COLUMNS = [ID_COLUMN, "predicted_class", "probability", "threshold", "model_version"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def raw_frame() -> pd.DataFrame:
+    """Synthetic raw rows (dirt included: '£1,623.85 ', '69.0', blanks), all cells text."""
+    frame, _ = generate_dataset(3_000, seed=5)
+    return frame.astype(str)
+
+
+# Rows that break the contract, each with the field its reason must name.
+BAD_ROWS = [
+    ({"Age": "17.0"}, "Age: out of range"),
+    ({"Gender": "M"}, "Gender: unknown category"),
+    ({"AnnualPremium": "lots"}, "AnnualPremium: not a number"),
+    ({"RegionID": "28.5"}, "RegionID: not a whole number"),
+    ({ID_COLUMN: ""}, "id: blank"),
+    ({ID_COLUMN: "abc"}, "id: not a whole number"),
+]
+
+
+@pytest.fixture(scope="module")
+def dirty_file(tmp_path_factory: pytest.TempPathFactory, raw_frame: pd.DataFrame) -> Path:
+    """The raw rows with BAD_ROWS written over rows 10, 20, ... and a malformed last line."""
+    frame = raw_frame.copy()
+    for k, (cells, _) in enumerate(BAD_ROWS):
+        for column, value in cells.items():
+            frame.loc[10 * (k + 1), column] = value
+    path = tmp_path_factory.mktemp("input") / "new.csv"
+    frame.to_csv(path, index=False)
+    with path.open("a") as handle:
+        handle.write("999999,Male,40.0,1.0,28.0,0.0,1-2 Year,Yes,100.0,26,10,0,extra\n")
+    return path
+
+
+def _usable(raw_frame: pd.DataFrame) -> pd.DataFrame:
+    bad = [10 * (k + 1) for k in range(len(BAD_ROWS))]
+    return raw_frame.drop(index=bad)
+
+
+def test_scores_every_usable_row_with_the_contract_and_rejects_the_rest(
+    dirty_file: Path, raw_frame: pd.DataFrame, model_dir: Path, tmp_path: Path
+) -> None:
+    # given a dirty raw file with rows that break the contract and a malformed line
+    output = tmp_path / "scores.csv"
+    # when it is scored
+    summary = score_file(str(dirty_file), output, load_model(model_dir))
+    # then each usable row has the probability the served model gives its contract-cleaned values
+    scores = scores_to_frame(output)
+    usable = _usable(raw_frame)
+    assert list(scores.columns) == OUTPUT_COLUMNS
+    assert scores[ID_COLUMN].tolist() == usable[ID_COLUMN].tolist(), "ids in input order"
+    compiled, _ = load_serving_model(model_dir)
+    expected = [compiled.predict_proba_record(r) for r in usable.to_dict("records")]
+    assert np.array_equal(scores["probability"].to_numpy(), np.array(expected)), (
+        "the file scorer and the one-row path must give the very same floats"
+    )
+    assert (scores["predicted_class"] == (scores["probability"] >= THRESHOLD)).all()
+    assert (scores["threshold"] == THRESHOLD).all()
+    assert (scores["model_version"] == MODEL_VERSION).all()
+    # and every bad row is in the rejects file with a reason naming its field
+    rejects = pd.read_csv(rejects_path_for(output), dtype=str, keep_default_na=False)
+    assert len(rejects) == len(BAD_ROWS) + 1
+    for (_, reason), got in zip(BAD_ROWS, rejects[REASON_COLUMN], strict=False):
+        assert got.startswith(reason), f"expected {reason!r}, got {got!r}"
+    assert "malformed line: expected 12 fields, got 13" in rejects[REASON_COLUMN].iloc[-1]
+    assert (summary.rows, summary.scored, summary.rejected) == (
+        len(raw_frame) + 1,
+        len(usable),
+        len(BAD_ROWS) + 1,
+    )
+
+
+def test_parquet_output_holds_the_same_scores(
+    dirty_file: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    # given the same input scored to CSV and to Parquet
+    model = load_model(model_dir)
+    score_file(str(dirty_file), tmp_path / "a.csv", model)
+    score_file(str(dirty_file), tmp_path / "b.parquet", model)
+    # then both files hold the same rows and values
+    csv_scores, parquet_scores = (scores_to_frame(tmp_path / n) for n in ("a.csv", "b.parquet"))
+    assert pa.parquet.read_schema(tmp_path / "b.parquet").names == OUTPUT_COLUMNS  # type: ignore[attr-defined]
+    pd.testing.assert_frame_equal(csv_scores, parquet_scores, check_dtype=False)
+
+
+def test_explain_columns_add_up_to_the_logit(
+    dirty_file: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    # given a file scored with explanations
+    model = load_model(model_dir)
+    score_file(str(dirty_file), tmp_path / "x.csv", model, explain=True)
+    scores = scores_to_frame(tmp_path / "x.csv")
+    contributions = [c for c in scores.columns if c.startswith(CONTRIBUTION_PREFIX)]
+    # then there is one column per feature group, and base + contributions = logit(probability)
+    assert len(contributions) == len(model.model.groups)
+    p = scores["probability"].to_numpy()
+    total = scores[BASE_VALUE_COLUMN].to_numpy() + scores[contributions].sum(axis=1).to_numpy()
+    assert np.max(np.abs(total - np.log(p / (1 - p)))) < 1e-9
+
+
+def test_predict_frame_is_the_python_api(raw_frame: pd.DataFrame, model_dir: Path) -> None:
+    # given raw rows in a DataFrame (mixed text and numbers, an index of the caller's own)
+    frame = _usable(raw_frame).head(200).set_index(ID_COLUMN)
+    frame["Age"] = pd.to_numeric(frame["Age"], errors="coerce")  # NaN: unknown
+    # when predict_frame is called with explanations
+    result = load_model(model_dir).predict_frame(frame, explain=True)
+    # then it answers per row, on the same index, what the contract's clean_row + tables give
+    compiled, _ = load_serving_model(model_dir)
+    expected = [compiled.predict_proba_one(clean_row(r)) for r in frame.to_dict("records")]
+    assert result.index.equals(frame.index)
+    assert result["probability"].tolist() == expected
+    logit = np.log(result["probability"] / (1 - result["probability"]))
+    terms = result.filter(like=CONTRIBUTION_PREFIX).sum(axis=1) + result[BASE_VALUE_COLUMN]
+    assert np.max(np.abs(terms - logit)) < 1e-9
+
+
+def test_predict_frame_names_the_bad_row_and_field(
+    raw_frame: pd.DataFrame, model_dir: Path
+) -> None:
+    frame = raw_frame.head(5).copy()
+    frame.loc[3, "VehicleAge"] = "new"
+    with pytest.raises(ContractError, match=r"VehicleAge: unknown category.*\(row 3\)"):
+        load_model(model_dir).predict_frame(frame)
+
+
+# Amount spellings: the bulk parser must agree with the contract's clean_value on every one.
+AMOUNTS = [
+    "£1,623.85 ", "£131.50 ", "2630.0", "2630", "  £40,000 ", "£1,000,000.00", "£1,000,000.01",
+    "1,2,3", "£ 1,623.85", "£1,623.85\t", "1e3", "-5", "+5", "", "   ", "£", "02630.50",
+    "12,34.5", "£1,623,85", "1623.", ".5", "£0.00", "999999.999999", "1,000", "£9,999,999",
+    "123456789012.5", "1,623.85£",
+]  # fmt: skip
+
+
+def test_bulk_amount_parsing_agrees_with_the_contract() -> None:
+    # given dirty amounts and the contract's per-value cleaning of each
+    feature = FEATURES_BY_NAME["AnnualPremium"]
+    rng = np.random.default_rng(3)
+    amounts = AMOUNTS + [f"£{v:,.2f} " for v in rng.uniform(0, 2e6, 2_000)]
+    numbers, left = _plain_amounts(feature, pa.array(amounts))
+    for text, number, slow in zip(amounts, numbers, left, strict=True):
+        try:
+            expected = feature.clean_value(text)
+        except ContractError:
+            assert slow, f"{text!r} breaks the contract: it must go to clean_value"
+            continue
+        if slow:
+            continue  # clean_value reads it; the bulk path only takes the plain spelling
+        assert number == expected, f"{text!r}: bulk {number!r}, contract {expected!r}"
+    assert not left[0] and not left[1], "the usual spellings take the bulk path"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "file is empty"),
+        (b"id;Gender;Age\n1;Male;40\n", "wrong delimiter in the header (found ';')"),
+        (b"id,Gender,Age\n1,Male,40\n", "missing columns ['HasDrivingLicense'"),
+        (b"id,id,Gender\n", "columns repeated in the header: ['id']"),
+    ],
+)
+def test_a_file_that_is_not_the_raw_layout_is_refused(
+    tmp_path: Path, model_dir: Path, content: bytes, message: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(content)
+    with pytest.raises(ScoreError, match=re.escape(message)):
+        score_file(str(source), tmp_path / "out.csv", load_model(model_dir))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"], "nothing written"
+
+
+def test_header_only_and_missing_files_are_refused(
+    tmp_path: Path, model_dir: Path, raw_frame: pd.DataFrame
+) -> None:
+    header_only = tmp_path / "header.csv"
+    raw_frame.head(0).to_csv(header_only, index=False)
+    model = load_model(model_dir)
+    with pytest.raises(ScoreError, match="has a header but no data rows"):
+        score_file(str(header_only), tmp_path / "out.csv", model)
+    with pytest.raises(ScoreError, match="file not found"):
+        score_file(str(tmp_path / "absent.csv"), tmp_path / "out.csv", model)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_failure_midway_leaves_the_previous_output_untouched(
+    tmp_path: Path, model_dir: Path, raw_frame: pd.DataFrame
+) -> None:
+    # given an earlier output, and an input whose bytes turn invalid far into the file
+    output = tmp_path / "scores.csv"
+    output.write_text("earlier scores\n")
+    source = tmp_path / "in.csv"
+    big = pd.concat([raw_frame] * 30, ignore_index=True)
+    source.write_bytes(big.to_csv(index=False).encode() + b"1,Male,\xff\xfe,1,1,1,1,1,1,1,1,1\n")
+    # when scoring fails on them
+    with pytest.raises(ScoreError, match="not UTF-8"):
+        score_file(str(source), output, load_model(model_dir))
+    # then the old output is as it was and no temporary or rejects file is left
+    assert output.read_text() == "earlier scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "scores.csv"]
+
+
+def test_a_model_file_that_does_not_match_its_sha256_is_refused(tmp_path: Path) -> None:
+    model_dir = write_model_dir(tmp_path / "model")
+    with (model_dir / "model.npz").open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ScoreError, match="sha256"):
+        load_model(model_dir)
+
+
+def test_progress_reports_rows_and_rate(
+    dirty_file: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given progress every block (small blocks, no wait)
+    monkeypatch.setattr("ml.score.PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr("ml.score.BLOCK_BYTES", 16_384)
+    lines: list[str] = []
+    score_file(str(dirty_file), tmp_path / "o.csv", load_model(model_dir), progress=lines.append)
+    # then several lines count rows upwards with a rate
+    assert len(lines) >= 3, lines
+    counts = [int(line.split(" rows")[0].replace(",", "")) for line in lines]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+    assert all(line.endswith("rows/s") for line in lines)
+
+
+def test_the_command_line_scores_and_reports(
+    dirty_file: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    # when `predict-buy score` runs
+    output = tmp_path / "out" / "scores.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["score", str(dirty_file), "-o", str(output), "--model-dir", str(model_dir), "--explain"],
+    )
+    # then it writes both files and says how many rows went where
+    assert result.exit_code == 0, result.output
+    assert output.is_file() and (output.parent / "scores.rejects.csv").is_file()
+    assert BASE_VALUE_COLUMN in pd.read_parquet(output).columns
+    assert "2,994 of 3,001 rows scored" in result.output, result.output
+    assert "7 rejected" in result.output, result.output
+
+
+def test_the_command_line_explains_a_bad_input(model_dir: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    result = CliRunner().invoke(
+        app, ["score", str(missing), "-o", str(tmp_path / "o.csv"), "--model-dir", str(model_dir)]
+    )
+    assert result.exit_code == 2
+    assert f"score: {missing}: file not found" in result.output
+
+
+# -- s3:// input over real HTTP (moto_server) ----------------------------------------------------
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with MotoServer(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+def test_an_s3_input_is_scored_like_a_local_one(
+    moto: MotoServer,
+    dirty_file: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given the dirty file in a bucket
+    for name in AWS_VARIABLES_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in TEST_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    moto.reset()
+    s3 = boto3.client("s3", endpoint_url=moto.url)
+    s3.create_bucket(Bucket="scoring")
+    s3.upload_file(str(dirty_file), "scoring", "new_ML_data/new.csv")
+    model = load_model(model_dir)
+    # when it is scored from s3:// and from disk
+    url = "s3://scoring/new_ML_data/new.csv"
+    score_file(url, tmp_path / "s3.csv", model, endpoint_url=moto.url)
+    score_file(str(dirty_file), tmp_path / "local.csv", model)
+    # then the outputs are identical, and a missing key is a clear error
+    assert (tmp_path / "s3.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    with pytest.raises(ScoreError, match="object missing"):
+        score_file("s3://scoring/absent.csv", tmp_path / "x.csv", model, endpoint_url=moto.url)
+    assert not math.isnan(model.threshold)
+
+
+def test_the_predict_buy_command_scores_from_any_folder(
+    dirty_file: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    # given the `predict-buy` launcher make writes into .venv/bin
+    import subprocess
+    import sys
+
+    from tests.conftest import require
+
+    launcher = Path(sys.executable).with_name("predict-buy")
+    require(launcher.is_file(), f"{launcher} is missing: build the environment with `make venv`")
+    # when it runs from another folder
+    completed = subprocess.run(
+        [str(launcher), "score", str(dirty_file), "-o", "out.csv", "--model-dir", str(model_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # then it scores like `python -m ml.cli score`
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "out.csv").is_file() and (tmp_path / "out.rejects.csv").is_file()
+    assert "2,994 of 3,001 rows scored" in completed.stderr
