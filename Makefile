@@ -10,7 +10,9 @@ TOOLS  := .tools
 UV     := $(TOOLS)/bin/uv
 SYNCED := $(VENV)/.synced
 export PYTHONPATH := $(CURDIR)
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is written and kept: without it every stage recompiles scikit-learn, pandas and DVC
+# from source (`import ml.evaluate` 11.4 s instead of 4.6 s). uv compiles the environment once.
+unexport PYTHONDONTWRITEBYTECODE
 export UV_PYTHON_DOWNLOADS := never
 
 # Fragments per package add their checks to TEST_CHECKS (mk/*.mk).
@@ -26,10 +28,10 @@ $(UV): requirements/tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.txt
 	@touch $@
 
-$(SYNCED): $(UV) requirements/dev.txt
+$(SYNCED): $(UV) requirements/dev.txt Makefile
 	@echo "==> installing the locked environment into $(VENV)"
 	test -x $(PY) || $(UV) venv --quiet --python python3 $(VENV)
-	$(UV) pip sync --require-hashes --python $(PY) requirements/dev.txt
+	$(UV) pip sync --require-hashes --compile-bytecode --python $(PY) requirements/dev.txt
 	@touch $@
 
 .PHONY: venv

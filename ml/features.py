@@ -19,17 +19,35 @@ from ml.contract import FEATURES, ContractError, Feature
 
 def clean_column(feature: Feature, column: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """Clean one raw column: (numbers with NaN for unknown, reason per row or None when valid)."""
-    values: dict[object, float] = {}
-    reasons: dict[object, str | None] = {}
-    for raw in pd.unique(column):
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # Files are read as categories (ml.validate.read_raw_csv): clean each category once and
+        # spread the results by code, without building a Python object per cell.
+        categories = list(column.cat.categories)
+        values, reasons = _clean_values(feature, categories)
+        codes = column.cat.codes.to_numpy()
+        numbers = np.append(np.array(values, dtype=np.float64), np.nan)[codes]
+        labels = np.array([*reasons, None], dtype=object)[codes]
+        return numbers, pd.Series(labels, index=column.index, dtype=object)
+    distinct = list(pd.unique(column))
+    values, reasons = _clean_values(feature, distinct)
+    numbers = column.map(dict(zip(distinct, values, strict=True)))
+    return (
+        numbers.to_numpy(dtype=np.float64, na_value=np.nan),
+        column.map(dict(zip(distinct, reasons, strict=True))),
+    )
+
+
+def _clean_values(feature: Feature, raw_values: list) -> tuple[list[float], list[str | None]]:
+    values: list[float] = []
+    reasons: list[str | None] = []
+    for raw in raw_values:
         try:
-            values[raw] = feature.clean_value(raw)
-            reasons[raw] = None
+            values.append(feature.clean_value(raw))
+            reasons.append(None)
         except ContractError as error:
-            values[raw] = math.nan
-            reasons[raw] = error.reason
-    numbers = column.map(values).to_numpy(dtype=np.float64, na_value=np.nan)
-    return numbers, column.map(reasons)
+            values.append(math.nan)
+            reasons.append(error.reason)
+    return values, reasons
 
 
 class RawFeatureCleaner(TransformerMixin, BaseEstimator):
