@@ -9,12 +9,21 @@ in training or in serving, was cleaned by it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ml.contract import FEATURES, ContractError, Feature
+from ml.contract import FEATURE_NAMES, FEATURES, TARGET, ContractError, Feature
+
+
+def read_validated(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Rows written by the validate stage: all columns, the raw text features (as categories of
+    the raw text, which repeats heavily), the 0/1 label."""
+    frame = pd.read_csv(path, dtype="category", keep_default_na=False, na_values=[])
+    labels = frame[TARGET].astype(str).astype(int).to_numpy()
+    return frame, frame[list(FEATURE_NAMES)], labels
 
 
 def clean_column(feature: Feature, column: pd.Series) -> tuple[np.ndarray, pd.Series]:

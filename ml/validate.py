@@ -31,15 +31,20 @@ import pandas as pd
 
 from ml.artefact import write_atomic
 from ml.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, TARGET
-from ml.data import RAW_DIR, TEST_FILE, TRAIN_FILE
 from ml.features import clean_column
 from ml.params import ValidateParams, load_params
+from ml.paths import (
+    RAW_DIR,
+    TEST_FILE,
+    TRAIN_FILE,
+    VALIDATED_DIR,
+    VALIDATION_DETAILS,
+    VALIDATION_REPORT,
+)
 from ml.progress import say, step
 
-VALIDATED_DIR: Final = Path("data/validated")
-REPORT_FILE: Final = Path("reports/validation.json")
-# Counts by column and reason: too wide for `dvc metrics show`, so a plain output beside it.
-DETAILS_FILE: Final = Path("reports/validation_details.json")
+REPORT_FILE: Final = VALIDATION_REPORT
+DETAILS_FILE: Final = VALIDATION_DETAILS
 REASON_COLUMN: Final = "reason"
 # Fewest rows of each class that training (a stratified held-out share, then early stopping's
 # own split) and evaluation can work with.
@@ -324,7 +329,9 @@ def check_overlap(counts: dict[str, int], test_rows: int, params: ValidateParams
     than chance does (real files repeat about 0.1%): its scores would flatter the model."""
     problems = []
     if counts["shared_ids"]:
-        problems.append(f"{counts['shared_ids']:,} of its {test_rows:,} ids are in the training file")
+        problems.append(
+            f"{counts['shared_ids']:,} of its {test_rows:,} ids are in the training file"
+        )
     share = counts["identical_rows"] / test_rows if test_rows else 0.0
     if share > params.max_identical_share:
         problems.append(

@@ -109,10 +109,13 @@ def test_check_trainable_refuses_no_usable_rows(tmp_path):
 
 def _rows(first_id: int, days: int, bad: str | None = None) -> list[str]:
     """40 usable rows (20 of each class) with ids from first_id, and optionally one bad row."""
-    good = [f"{first_id + i},Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,£1623.85 ,26,{days + i},1"
-            for i in range(20)]  # fmt: skip
-    other = [f"{first_id + 20 + i},Female,,1.0,,,1-2 Year,,£131.50 ,152,{days + i},0"
-             for i in range(20)]  # fmt: skip
+    good = [
+        f"{first_id + i},Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,£1623.85 ,26,{days + i},1"
+        for i in range(20)
+    ]
+    other = [
+        f"{first_id + 20 + i},Female,,1.0,,,1-2 Year,,£131.50 ,152,{days + i},0" for i in range(20)
+    ]
     return good + other + ([bad] if bad else [])
 
 
@@ -224,13 +227,23 @@ def test_an_implausible_premium_is_quarantined_not_misread(tmp_path):
             r"the file is gzip-compressed, not CSV text; decompress it first",
         ),
         (
-            (HEADER.replace("Age,", "Age,Age,", 1) + "\n" + GOOD.replace(",44.0,", ",44.0,1,")
-             + "\n").encode(),
+            (
+                HEADER.replace("Age,", "Age,Age,", 1)
+                + "\n"
+                + GOOD.replace(",44.0,", ",44.0,1,")
+                + "\n"
+            ).encode(),
             r"columns repeated in the header: \['Age'\]",
-        ),  # fmt: skip
+        ),
     ],
-    ids=["trailing comma", "trailing comma in the header too", "NUL", "lowercase", "gzip",
-         "Age,Age"],  # fmt: skip
+    ids=[
+        "trailing comma",
+        "trailing comma in the header too",
+        "NUL",
+        "lowercase",
+        "gzip",
+        "Age,Age",
+    ],
 )
 def test_unreadable_files_name_the_real_cause(tmp_path, content: bytes, message: str):
     path = tmp_path / "train.csv"
