@@ -68,10 +68,11 @@ bench: $(SYNCED) ## Print the benchmark figures: model quality, pipeline time an
 # What the pipeline generates. The committed baseline (dvc.lock, reports/*.json, the plots' CSV
 # files, the model card) is put back as git has it, as on a fresh clone.
 GENERATED := data/raw data/validated models/model.skops models/model.npz models/model.json \
-	models/training.json reports/figures reports/validation_details.json dvc_plots \
+	models/training.json reports/figures dvc_plots \
 	.dvc/cache .dvc/tmp .pytest_cache .ruff_cache
-BASELINE  := dvc.lock reports/metrics.json reports/validation.json reports/plots \
-	models/MODEL_CARD.md
+BASELINE  := dvc.lock reports/metrics.json reports/validation.json reports/evaluation.json \
+	reports/validation_details.json reports/plots data/.gitignore models/.gitignore \
+	reports/.gitignore models/MODEL_CARD.md
 
 .PHONY: clean
 clean: ## Remove the environments and everything the pipeline generated (not the DVC remote).

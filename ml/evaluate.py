@@ -74,6 +74,9 @@ __all__ = ["METRICS", "METRICS_FILE", "REPORTS_DIR"]  # re-exported: other modul
 PLOTS: Final = "plots"
 FIGURES: Final = "figures"
 MODEL_CARD: Final = "MODEL_CARD.md"
+# Everything evaluate found, sentences included (why the gate failed, how the champion was
+# compared, where the data came from); metrics.json holds its numbers.
+EVALUATION: Final = "evaluation.json"
 OVERRIDE_ENV: Final = "PREDICT_BUY_ACCEPT_BELOW_GATE"
 CURVE_POINTS: Final = 400
 
@@ -393,7 +396,8 @@ def evaluate(
         "test_rows": len(labels),
         "test_overlap": _test_overlap(reports_dir),
     }
-    write_atomic(reports_dir / METRICS, json.dumps(metrics, indent=2) + "\n")
+    write_atomic(reports_dir / EVALUATION, json.dumps(metrics, indent=2) + "\n")
+    write_atomic(reports_dir / METRICS, json.dumps(metrics_file_view(metrics), indent=2) + "\n")
     with step("evaluate", "writing the ROC, precision-recall and calibration plots"):
         write_plots(labels, probability, params, reports_dir)
     say("evaluate", f"ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
@@ -423,6 +427,28 @@ def evaluate(
     say("evaluate", f"quality gate {'passed' if gate.passed else 'overridden'}; model "
                     f"{metadata.version} published in {model_dir / METADATA_FILE}")  # fmt: skip
     return metrics
+
+
+# Text that would widen `dvc metrics show` by hundreds of characters; it stays in evaluation.json.
+_TEXT_KEYS: Final = {
+    "gate": ("reasons", "overridden_because"),
+    "champion": ("comparison",),
+    "data": ("source",),
+}
+
+
+def metrics_file_view(metrics: dict) -> dict:
+    """What reports/metrics.json holds: the numbers (and the test file's md5, the champion's
+    revision), without the sentences, which reports/evaluation.json keeps in full."""
+    view = json.loads(json.dumps(metrics))
+    for section, keys in _TEXT_KEYS.items():
+        for key in keys:
+            view.get(section, {}).pop(key, None)
+    if "gate" in view:
+        view["gate"]["overridden"] = metrics["gate"].get("overridden_because") is not None
+    if view.get("champion", {}).get("revision"):
+        view["champion"]["revision"] = view["champion"]["revision"][:12]
+    return view
 
 
 def _test_overlap(reports_dir: Path) -> dict | None:

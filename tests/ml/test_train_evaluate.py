@@ -50,6 +50,28 @@ def test_the_card_names_the_data_source_and_the_rows_the_fit_used(trained):
     assert "Test rows also in the training file: 0 by id" in card, card
 
 
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_metrics_files_hold_numbers_not_sentences(trained):
+    # `dvc metrics show` prints one column per value: sentences and per-column counts widen it
+    # by hundreds of characters, so they live in evaluation.json and validation_details.json.
+    for name in ("metrics.json", "validation.json"):
+        flat = _flatten(read_json(trained.reports_dir / name))
+        texts = {k: v for k, v in flat.items() if not isinstance(v, int | float | None)}
+        assert all(isinstance(v, str) and len(v) <= 32 for v in texts.values()), (name, texts)
+        assert len(flat) <= 45, f"{name}: {len(flat)} columns"
+    full = read_json(trained.reports_dir / "evaluation.json")
+    assert full["gate"]["reasons"] == [] and "synthetic" in full["data"]["source"]
+
+
 def test_compute_metrics_on_a_known_case():
     y = np.array([0, 0, 1, 1])
     p = np.array([0.1, 0.6, 0.4, 0.9])
