@@ -124,7 +124,7 @@ def best_possible_auc(test: pd.DataFrame, labels: np.ndarray, truth_file: Path) 
         return None
     truth = pd.read_csv(truth_file, dtype={ID_COLUMN: str})
     lookup = dict(zip(truth[ID_COLUMN], truth["true_probability"], strict=True))
-    probability = test[ID_COLUMN].map(lookup)
+    probability = test[ID_COLUMN].astype(str).map(lookup)
     if probability.isna().any():
         return None  # the truth belongs to another dataset
     return float(roc_auc_score(labels, probability.to_numpy(dtype=float)))

@@ -93,7 +93,8 @@ def test_metrics_show_stays_narrow(project):
 
 
 def test_make_clean_removes_everything_the_pipeline_generated(project):
-    # given a project where the pipeline ran (and dvc plots were rendered)
+    # given a project where the pipeline ran (and dvc plots were rendered), params as committed
+    git(project, "checkout", "--", "params.yaml")
     dvc(project, "plots", "show", "-q")
     assert (project / "dvc_plots").is_dir()
     # when
