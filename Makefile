@@ -11,7 +11,8 @@ UV     := $(TOOLS)/bin/uv
 SYNCED := $(VENV)/.synced
 export PYTHONPATH := $(CURDIR)
 # Bytecode is written and kept: without it every stage recompiles scikit-learn, pandas and DVC
-# from source (`import ml.evaluate` 11.4 s instead of 4.6 s). uv compiles the environment once.
+# from source (`import ml.evaluate` 11.4 s instead of 4.6 s). uv compiles the environment when it
+# installs it; an older .venv gets its bytecode written on first import.
 unexport PYTHONDONTWRITEBYTECODE
 export UV_PYTHON_DOWNLOADS := never
 
@@ -28,7 +29,7 @@ $(UV): requirements/tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.txt
 	@touch $@
 
-$(SYNCED): $(UV) requirements/dev.txt Makefile
+$(SYNCED): $(UV) requirements/dev.txt
 	@echo "==> installing the locked environment into $(VENV)"
 	test -x $(PY) || $(UV) venv --quiet --python python3 $(VENV)
 	$(UV) pip sync --require-hashes --compile-bytecode --python $(PY) requirements/dev.txt
