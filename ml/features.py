@@ -15,13 +15,18 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ml.contract import FEATURE_NAMES, FEATURES, TARGET, ContractError, Feature
+from ml.contract import FEATURE_NAMES, FEATURES, ID_COLUMN, TARGET, ContractError, Feature
 
 
-def read_validated(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def read_validated(
+    path: Path, *, with_ids: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Rows written by the validate stage: all columns, the raw text features (as categories of
-    the raw text, which repeats heavily), the 0/1 label."""
-    frame = pd.read_csv(path, dtype="category", keep_default_na=False, na_values=[])
+    the raw text, which repeats heavily), the 0/1 label. Without ids (training needs none) the
+    id column, unique per row and the costliest to hold, is not read at all."""
+    columns = [*([ID_COLUMN] if with_ids else []), *FEATURE_NAMES, TARGET]
+    dtypes = {name: "category" for name in columns} | {ID_COLUMN: str}
+    frame = pd.read_csv(path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[])
     labels = frame[TARGET].astype(str).astype(int).to_numpy()
     return frame, frame[list(FEATURE_NAMES)], labels
 

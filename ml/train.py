@@ -123,7 +123,7 @@ def save_skops(pipeline: Pipeline, path: Path) -> None:
 
 def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, object]:
     """Fit, choose the threshold, compile and save; returns the training record."""
-    _, features, labels = read_validated(train_csv)
+    features, labels = read_validated(train_csv, with_ids=False)[1:]
     fit_x, held_x, fit_y, held_y = train_test_split(
         features,
         labels,
