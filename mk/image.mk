@@ -5,9 +5,9 @@
 IMAGE_ENGINE ?= auto
 
 .PHONY: image
-image: $(SYNCED) ## build the service image (needs models/: make run); prints name, digest, size
+image: $(SYNCED) ## Build the service image from models/ (make run first) and print its name, digest and size.
 	$(PY) scripts/container_image.py build --engine $(IMAGE_ENGINE)$(if $(PYTHON_IMAGE), --python-image $(PYTHON_IMAGE))
 
 .PHONY: bench-image
-bench-image: $(SYNCED) ## the image: build time, size and layers, container start to ready
+bench-image: $(SYNCED) ## Measure the image: build time, size and layers, container start to ready.
 	$(PY) scripts/bench_image.py --context .

@@ -10,5 +10,5 @@ $(LAUNCHER): $(SYNCED)
 	chmod +x $@
 
 .PHONY: bench-score
-bench-score: $(SYNCED) ## predict-buy score vs pandas.read_csv side by side, peak memory (needs a model)
+bench-score: $(SYNCED) ## Measure predict-buy score against pandas.read_csv side by side, and its peak memory (needs a model).
 	$(PY) scripts/bench_score.py --model-dir models

@@ -3,7 +3,7 @@
 WORKFLOWS_DIR := .github/workflows
 
 .PHONY: workflows-lint
-workflows-lint: $(SYNCED) ## actionlint and zizmor --offline on .github/workflows
+workflows-lint: $(SYNCED) ## Check .github/workflows with actionlint and zizmor --offline.
 	$(VENV)/bin/actionlint -shellcheck $(VENV)/bin/shellcheck $(WORKFLOWS_DIR)/*.yml
 	$(VENV)/bin/zizmor --quiet --offline --strict-collection --no-progress --color never $(WORKFLOWS_DIR)
 

@@ -157,7 +157,12 @@ TRUSTED_TYPES: Final = [
     "collections.OrderedDict",
 ]
 
-FETCH_HINT: Final = "run `dvc pull train evaluate` (or `make run` to train one)"
+# On a fresh clone the DVC remote holds no model yet, so the command that always works comes
+# first; `dvc pull` works where a remote holds the model of this checkout's dvc.lock.
+FETCH_HINT: Final = (
+    "run `make run` to train one here, or `dvc pull train evaluate` to fetch the model of this "
+    "checkout's dvc.lock from a DVC remote that holds it"
+)
 
 
 def read_metadata(model_dir: Path) -> ModelMetadata:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -190,8 +191,13 @@ class CompiledModel:
         for k, g in enumerate(self.groups):
             arrays[f"group_{k}_features"] = np.asarray(g.features, dtype=np.int64)
             arrays[f"group_{k}_table"] = np.asarray(g.table, dtype=np.float64)
-        with path.open("wb") as handle:
-            np.savez_compressed(handle, **arrays)
+        # np.savez_compressed's layout, with a fixed entry time: the same model, the same bytes.
+        with path.open("wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as out:
+            for name, array in arrays.items():
+                entry = zipfile.ZipInfo(f"{name}.npy", (1980, 1, 1, 0, 0, 0))
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                with out.open(entry, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path, content: bytes | None = None) -> CompiledModel:

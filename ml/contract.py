@@ -50,6 +50,9 @@ class Feature:
     in_original_api: bool = False
     # Identifiers whose numbers carry no order: the model treats them as categories.
     nominal: bool = False
+    # Values below this are allowed by the range but not believable in a data file (a premium of
+    # 1.56 is "1.562" misread, not a price): validation quarantines them, naming the reason.
+    plausible_minimum: float | None = None
     example: object = None
     # What the original API's clients send to mean unknown (its training pipeline filled blanks
     # with these): a request carrying one is answered exactly as if the field were null. Requests
@@ -292,6 +295,8 @@ FEATURES: Final[tuple[Feature, ...]] = (
         minimum=0.0,
         maximum=1_000_000.0,
         in_original_api=True,
+        # The real data's smallest premium is 131.50, and no insurer sells a year's cover for less.
+        plausible_minimum=100.0,
         example=2630.0,
     ),
     Feature(

@@ -25,13 +25,9 @@ import pandas as pd
 from ml.artefact import md5_of, write_atomic
 from ml.contract import FEATURES_BY_NAME, ID_COLUMN, RAW_COLUMNS, TARGET
 from ml.params import DataParams, SyntheticParams, load_params
+from ml.paths import RAW_DIR, SOURCE_FILE, TEST_FILE, TRAIN_FILE, TRUTH_FILE
 from ml.progress import say, step
 
-RAW_DIR: Final = Path("data/raw")
-TRAIN_FILE: Final = "train.csv"
-TEST_FILE: Final = "test.csv"
-TRUTH_FILE: Final = "truth.csv"  # synthetic only: id, true_probability of the test rows
-SOURCE_FILE: Final = "SOURCE.json"
 TARGET_POSITIVE_RATE: Final = 0.122
 
 # Share of blank cells per column, as seen in the production sample of the original system.
@@ -53,6 +49,8 @@ REGION_SHARES: Final = {28: 0.278, 8: 0.089, 46: 0.052, 41: 0.047, 15: 0.035, 30
 CHANNEL_EFFECT: Final = {152: -1.3, 160: -1.6, 151: -1.0, 163: -0.4, 26: 0.25, 124: 0.2,
                          156: 0.35, 157: 0.45, 154: 0.4, 122: 0.3}  # fmt: skip
 MIN_PREMIUM: Final = 131.50
+# Rows turned into text and written at a time: bounds the memory of millions of rows.
+WRITE_CHUNK_ROWS: Final = 200_000
 
 
 def _pick(rng: np.random.Generator, n: int, shares: dict[int, float], low: int, high: int):
@@ -72,6 +70,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def generate_dataset(n_rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Generate n_rows raw rows (all cells text, as in the CSV) and each row's true probability."""
+    draw = _draw(n_rows, seed)
+    return _written(draw, slice(None)), draw["probability"]
+
+
+def _draw(n_rows: int, seed: int) -> dict[str, np.ndarray]:
+    """Every row's values as numbers, blank masks and true probability; text comes later, in
+    slices, so that millions of rows never exist as Python strings all at once."""
     rng = np.random.default_rng(seed)
     channel = _pick(rng, n_rows, CHANNEL_SHARES, 1, 163)
     young = np.isin(channel, YOUNG_CHANNELS) & (rng.random(n_rows) < 0.9)
@@ -110,7 +115,9 @@ def generate_dataset(n_rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     logit += known("PastAccident") * np.where(accident, 1.5, -2.2)
     logit += known("VehicleAge") * np.select([vehicle_age == 0, vehicle_age == 1], [-0.5, 0.2], 0.6)
     logit += known("Age") * (1.0 * np.exp(-(((age - 43) / 13.0) ** 2)) - 0.45)
-    logit += np.vectorize(CHANNEL_EFFECT.get)(channel, 0.0)
+    channel_effect = np.zeros(max(CHANNEL_EFFECT) + 1)
+    channel_effect[list(CHANNEL_EFFECT)] = list(CHANNEL_EFFECT.values())
+    logit += channel_effect[channel]
     both = known("Switch") & known("PastAccident") & (switch == 0) & accident
     logit += both * np.where((age >= 30) & (age <= 60), 0.35, -0.15)
     logit += known("RegionID") * np.where(region == 28, 0.15, 0.0)
@@ -131,51 +138,98 @@ def generate_dataset(n_rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
         )
     probability = _sigmoid(logit + (low + high) / 2)
     result = (rng.random(n_rows) < probability).astype(int)
+    ids = rng.permutation(n_rows) + 1
+    values = {
+        ID_COLUMN: ids, "Gender": male.astype(int), "Age": age, "HasDrivingLicense": licence,
+        "RegionID": region, "Switch": switch, "VehicleAge": vehicle_age,
+        "PastAccident": accident.astype(int), "AnnualPremium": premium,
+        "SalesChannelID": channel, "DaysSinceCreated": days, TARGET: result,
+        "probability": probability,
+    }  # fmt: skip
+    return values | {f"blank_{name}": mask for name, mask in blank.items()}
 
-    def written(values: np.ndarray, name: str, as_float: bool) -> np.ndarray:
-        text = np.char.mod("%.1f" if as_float else "%d", values).astype(object)
-        if name in blank:
-            text[blank[name]] = ""
+
+def _written(draw: dict[str, np.ndarray], rows: slice) -> pd.DataFrame:
+    """The raw text of some rows of a draw, dirt included, in the raw layout."""
+
+    def written(name: str, as_float: bool) -> np.ndarray:
+        text = np.char.mod("%.1f" if as_float else "%d", draw[name][rows]).astype(object)
+        if f"blank_{name}" in draw:
+            text[draw[f"blank_{name}"][rows]] = ""
         return text
 
-    def labelled(codes: np.ndarray, name: str) -> np.ndarray:
-        labels = np.array(FEATURES_BY_NAME[name].categories, dtype=object)[codes]
-        labels[blank[name]] = ""
+    def labelled(name: str) -> np.ndarray:
+        labels = np.array(FEATURES_BY_NAME[name].categories, dtype=object)[draw[name][rows]]
+        labels[draw[f"blank_{name}"][rows]] = ""
         return labels
 
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
-            ID_COLUMN: rng.permutation(n_rows) + 1,
-            "Gender": labelled(male.astype(int), "Gender"),
-            "Age": written(age, "Age", True),
-            "HasDrivingLicense": written(licence, "HasDrivingLicense", True),
-            "RegionID": written(region, "RegionID", True),
-            "Switch": written(switch, "Switch", True),
-            "VehicleAge": labelled(vehicle_age, "VehicleAge"),
-            "PastAccident": labelled(accident.astype(int), "PastAccident"),
-            "AnnualPremium": [f"£{value:,.2f} " for value in premium],
-            "SalesChannelID": channel,
-            "DaysSinceCreated": days,
-            TARGET: result,
+            ID_COLUMN: draw[ID_COLUMN][rows],
+            "Gender": labelled("Gender"),
+            "Age": written("Age", True),
+            "HasDrivingLicense": written("HasDrivingLicense", True),
+            "RegionID": written("RegionID", True),
+            "Switch": written("Switch", True),
+            "VehicleAge": labelled("VehicleAge"),
+            "PastAccident": labelled("PastAccident"),
+            "AnnualPremium": [f"£{value:,.2f} " for value in draw["AnnualPremium"][rows]],
+            "SalesChannelID": draw["SalesChannelID"][rows],
+            "DaysSinceCreated": draw["DaysSinceCreated"][rows],
+            TARGET: draw[TARGET][rows],
         },
         columns=list(RAW_COLUMNS),
     )
-    return frame, probability
 
 
 def write_synthetic(dest_dir: Path, params: SyntheticParams) -> None:
     """Write train.csv, test.csv and truth.csv (the test rows' true probabilities) to dest_dir."""
     total = params.train_rows + params.test_rows
     with step("data", f"generating {total:,} synthetic rows (seed {params.seed})"):
-        frame, probability = generate_dataset(total, params.seed)
-    with step("data", "writing train.csv and test.csv"):
-        frame.iloc[: params.train_rows].to_csv(dest_dir / TRAIN_FILE, index=False)
-        test = frame.iloc[params.train_rows :]
-        test.to_csv(dest_dir / TEST_FILE, index=False)
+        draw = _draw(total, params.seed)
+    with step("data", f"writing {params.train_rows:,} rows to {TRAIN_FILE} and "
+                      f"{params.test_rows:,} to {TEST_FILE}"):  # fmt: skip
+        for name, part in (
+            (TRAIN_FILE, range(0, params.train_rows)),
+            (TEST_FILE, range(params.train_rows, total)),
+        ):
+            with (dest_dir / name).open("w", newline="") as handle:
+                for start in range(part.start, part.stop, WRITE_CHUNK_ROWS):
+                    rows = slice(start, min(start + WRITE_CHUNK_ROWS, part.stop))
+                    _written(draw, rows).to_csv(handle, index=False, header=start == part.start)
         truth = pd.DataFrame(
-            {ID_COLUMN: test[ID_COLUMN], "true_probability": probability[params.train_rows :]}
+            {
+                ID_COLUMN: draw[ID_COLUMN][params.train_rows :],
+                "true_probability": draw["probability"][params.train_rows :],
+            }
         )
         truth.to_csv(dest_dir / TRUTH_FILE, index=False, float_format="%.10g")
+
+
+def _synthetic_record(params: DataParams) -> dict[str, object]:
+    """What decides the synthetic files' bytes: the params and this generator's code."""
+    return {
+        "source": "synthetic",
+        "synthetic": params.synthetic.model_dump(),
+        "generator_md5": md5_of(Path(__file__)),
+    }
+
+
+def _unchanged(raw_dir: Path, expected: dict[str, object]) -> dict[str, str] | None:
+    """The md5 of each file when raw_dir already holds exactly what `expected` would write."""
+    try:
+        record = json.loads((raw_dir / SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if {k: record.get(k) for k in expected} != expected:
+        return None
+    md5 = record.get("md5") or {}
+    if sorted(md5) != sorted((TRAIN_FILE, TEST_FILE, TRUTH_FILE)):
+        return None
+    for name, digest in md5.items():
+        if not (raw_dir / name).is_file() or md5_of(raw_dir / name) != digest:
+            return None
+    return md5
 
 
 class DataSourceError(RuntimeError):
@@ -198,6 +252,14 @@ def fetch_raw_data(params: DataParams, raw_dir: Path = RAW_DIR) -> dict[str, str
     The files are gathered in a temporary folder beside raw_dir that replaces it only once all are
     complete, so a failure leaves the previous data as it was.
     """
+    if params.source == "synthetic":
+        expected = _synthetic_record(params)
+        kept = _unchanged(raw_dir, expected)
+        if kept is not None:
+            # Same params, same generator, same bytes on disk: regenerating would write them again.
+            say("data", f"synthetic files in {raw_dir} are up to date (same params and generator, "
+                        "md5 checked); kept")  # fmt: skip
+            return kept
     raw_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=raw_dir.parent, prefix=f".{raw_dir.name}."))
     try:
@@ -214,7 +276,11 @@ def fetch_raw_data(params: DataParams, raw_dir: Path = RAW_DIR) -> dict[str, str
         else:
             copy_local(Path(params.source), staging)
         md5 = {p.name: md5_of(p) for p in sorted(staging.iterdir()) if p.suffix == ".csv"}
-        record = {"source": params.source, "md5": md5}
+        record = {
+            **(_synthetic_record(params) if params.source == "synthetic" else {}),
+            "source": params.source,
+            "md5": md5,
+        }
         write_atomic(staging / SOURCE_FILE, json.dumps(record, indent=2) + "\n")
         if raw_dir.exists():
             old = Path(tempfile.mkdtemp(dir=raw_dir.parent, prefix=f".{raw_dir.name}.old."))
@@ -231,8 +297,10 @@ def fetch_raw_data(params: DataParams, raw_dir: Path = RAW_DIR) -> dict[str, str
 
 
 def main() -> None:
+    params = load_params().data
+    say("data", f"start: train.csv and test.csv from {params.source} into {RAW_DIR}/")
     try:
-        fetch_raw_data(load_params().data)
+        fetch_raw_data(params)
     except DataSourceError as error:
         sys.exit(f"data: {error}")
 

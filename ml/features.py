@@ -9,27 +9,59 @@ in training or in serving, was cleaned by it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ml.contract import FEATURES, ContractError, Feature
+from ml.contract import FEATURE_NAMES, FEATURES, ID_COLUMN, TARGET, ContractError, Feature
+
+
+def read_validated(
+    path: Path, *, with_ids: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Rows written by the validate stage: all columns, the raw text features (as categories of
+    the raw text, which repeats heavily), the 0/1 label. Without ids (training needs none) the
+    id column, unique per row and the costliest to hold, is not read at all."""
+    columns = [*([ID_COLUMN] if with_ids else []), *FEATURE_NAMES, TARGET]
+    dtypes = {name: "category" for name in columns} | {ID_COLUMN: str}
+    frame = pd.read_csv(path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[])
+    labels = frame[TARGET].astype(str).astype(int).to_numpy()
+    return frame, frame[list(FEATURE_NAMES)], labels
 
 
 def clean_column(feature: Feature, column: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """Clean one raw column: (numbers with NaN for unknown, reason per row or None when valid)."""
-    values: dict[object, float] = {}
-    reasons: dict[object, str | None] = {}
-    for raw in pd.unique(column):
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # Files are read as categories (ml.validate.read_raw_csv): clean each category once and
+        # spread the results by code, without building a Python object per cell.
+        categories = list(column.cat.categories)
+        values, reasons = _clean_values(feature, categories)
+        codes = column.cat.codes.to_numpy()
+        numbers = np.append(np.array(values, dtype=np.float64), np.nan)[codes]
+        labels = np.array([*reasons, None], dtype=object)[codes]
+        return numbers, pd.Series(labels, index=column.index, dtype=object)
+    distinct = list(pd.unique(column))
+    values, reasons = _clean_values(feature, distinct)
+    numbers = column.map(dict(zip(distinct, values, strict=True)))
+    return (
+        numbers.to_numpy(dtype=np.float64, na_value=np.nan),
+        column.map(dict(zip(distinct, reasons, strict=True))),
+    )
+
+
+def _clean_values(feature: Feature, raw_values: list) -> tuple[list[float], list[str | None]]:
+    values: list[float] = []
+    reasons: list[str | None] = []
+    for raw in raw_values:
         try:
-            values[raw] = feature.clean_value(raw)
-            reasons[raw] = None
+            values.append(feature.clean_value(raw))
+            reasons.append(None)
         except ContractError as error:
-            values[raw] = math.nan
-            reasons[raw] = error.reason
-    numbers = column.map(values).to_numpy(dtype=np.float64, na_value=np.nan)
-    return numbers, column.map(reasons)
+            values.append(math.nan)
+            reasons.append(error.reason)
+    return values, reasons
 
 
 class RawFeatureCleaner(TransformerMixin, BaseEstimator):

@@ -45,6 +45,15 @@ class DataParams(_Strict):
         return self
 
 
+class ValidateParams(_Strict):
+    # Above this share of quarantined rows a file is refused: it is the wrong file, not one to
+    # train on what is left.
+    max_quarantined_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    # Test rows identical to a training row (every column but the id) above this share refuse
+    # the test file; chance alone gives about 0.1% on the real data.
+    max_identical_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+
+
 class HGBParams(_Strict):
     learning_rate: Annotated[float, Field(gt=0, le=1)]
     max_iter: Annotated[int, Field(ge=1, le=10_000)]
@@ -106,6 +115,8 @@ class DriftParams(_Strict):
 
 class Params(_Strict):
     data: DataParams
+    # "validate" would shadow pydantic's BaseModel.validate: the section is read by its alias.
+    validation: ValidateParams = Field(alias="validate")
     train: TrainParams
     evaluate: EvaluateParams
     # Optional: a params.yaml without the section compares nothing.

@@ -14,10 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ml.artefact import METADATA_FILE
-from ml.evaluate import METRICS_FILE
+from ml.paths import METRICS_FILE, MODEL_DIR
 from ml.progress import say
-from ml.train import MODEL_DIR
+
+# ml.artefact's name for model.json, repeated so that reading a path imports no numpy.
+METADATA_FILE = "model.json"
 
 # The original API's seven fields, as its clients send them.
 SAMPLE_REQUEST = {

@@ -12,15 +12,16 @@ from __future__ import annotations
 import io
 import json
 import platform
+import re
 import tempfile
 import tomllib
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Final
+from zipfile import ZIP_STORED, ZipFile, ZipInfo
 
 import numpy as np
-import pandas as pd
 import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import precision_recall_curve, roc_auc_score
@@ -35,14 +36,12 @@ from ml.artefact import (
     write_atomic,
 )
 from ml.compile import compile_pipeline, interaction_partition
-from ml.contract import FEATURE_NAMES, FEATURES, TARGET
-from ml.features import RawFeatureCleaner
+from ml.contract import FEATURES
+from ml.features import RawFeatureCleaner, read_validated
 from ml.params import TrainParams, load_params
+from ml.paths import MODEL_DIR, TRAIN_FILE, TRAINING_RECORD, VALIDATED_DIR
 from ml.progress import say, step
-from ml.validate import VALIDATED_DIR
 
-MODEL_DIR: Final = Path("models")
-TRAINING_RECORD: Final = "training.json"
 LIBRARIES: Final = ("numpy", "scikit-learn", "skops", "pandas")
 
 
@@ -58,12 +57,6 @@ def library_versions() -> dict[str, str]:
     versions = {name: importlib_metadata.version(name) for name in LIBRARIES}
     versions["python"] = platform.python_version()
     return versions
-
-
-def read_validated(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Rows written by the validate stage: all columns, the raw text features, the 0/1 label."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    return frame, frame[list(FEATURE_NAMES)], frame[TARGET].astype(int).to_numpy()
 
 
 def build_pipeline(params: TrainParams) -> Pipeline:
@@ -92,15 +85,45 @@ def choose_threshold(y_true: np.ndarray, probability: np.ndarray, beta: float) -
     return float(thresholds[int(np.argmax(score))])
 
 
+# skops names its entries and memo ids after the objects' memory addresses, and stamps the time.
+_SKOPS_ID = re.compile(r'("__id__": |"file": ")(\d+)')
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def reproducible_skops(data: bytes) -> bytes:
+    """The same skops file with ids numbered in order of appearance and a fixed timestamp, so the
+    same model gives the same bytes (and the same sha256 and version) on every run."""
+    with ZipFile(io.BytesIO(data)) as source:
+        schema = source.read("schema.json").decode()
+        numbers: dict[str, str] = {}
+
+        def renumber(match: re.Match[str]) -> str:
+            new = numbers.setdefault(match.group(2), str(len(numbers) + 1))
+            return match.group(1) + new
+
+        schema = _SKOPS_ID.sub(renumber, schema)
+        out = io.BytesIO()
+        with ZipFile(out, "w", compression=ZIP_STORED) as target:
+            for entry in source.infolist():
+                if entry.filename == "schema.json":
+                    continue
+                stem = entry.filename.removesuffix(".npy")
+                name = f"{numbers[stem]}.npy" if stem in numbers else entry.filename
+                target.writestr(ZipInfo(name, _EPOCH), source.read(entry))
+            target.writestr(ZipInfo("schema.json", _EPOCH), schema)
+    return out.getvalue()
+
+
 def save_skops(pipeline: Pipeline, path: Path) -> None:
+    """Save the pipeline in skops format, byte-reproducibly."""
     buffer = io.BytesIO()
     sio.dump(pipeline, buffer)
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, reproducible_skops(buffer.getvalue()))
 
 
 def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, object]:
     """Fit, choose the threshold, compile and save; returns the training record."""
-    _, features, labels = read_validated(train_csv)
+    features, labels = read_validated(train_csv, with_ids=False)[1:]
     fit_x, held_x, fit_y, held_y = train_test_split(
         features,
         labels,
@@ -111,7 +134,8 @@ def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, ob
     pipeline = build_pipeline(params)
     with step("train", f"fitting gradient-boosted trees on {len(fit_x):,} rows"):
         pipeline.fit(fit_x, fit_y)
-    held_probability = pipeline.predict_proba(held_x)[:, 1]
+    held_matrix = pipeline[0].transform(held_x)
+    held_probability = pipeline[-1].predict_proba(held_matrix)[:, 1]
     threshold = choose_threshold(held_y, held_probability, params.threshold_beta)
     held_auc = float(roc_auc_score(held_y, held_probability))
     say("train", f"{pipeline[-1].n_iter_} trees; held-out ROC AUC {held_auc:.4f}; "
@@ -120,7 +144,7 @@ def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, ob
         compiled, difference = compile_pipeline(
             pipeline,
             interaction_partition(params.interaction_groups),
-            pipeline[0].transform(held_x),
+            held_matrix,
             seed=params.seed,
         )
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +161,9 @@ def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, ob
             "compiled": describe_file(model_dir / COMPILED_FILE).model_dump(),
         },
         "training_data": {"path": str(train_csv), "md5": md5_of(train_csv), "rows": len(labels)},
+        # The rest of the training file chose the threshold; early stopping holds out a share of
+        # these rows again (HistGradientBoosting's validation_fraction).
+        "fit_rows": len(fit_y),
         "params": params.model_dump(),
         "threshold": threshold,
         "validation": {
@@ -152,7 +179,8 @@ def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, ob
 
 
 def main() -> None:
-    train(VALIDATED_DIR / "train.csv", MODEL_DIR, load_params().train)
+    say("train", f"start: {VALIDATED_DIR / TRAIN_FILE} -> {MODEL_DIR}/")
+    train(VALIDATED_DIR / TRAIN_FILE, MODEL_DIR, load_params().train)
 
 
 if __name__ == "__main__":

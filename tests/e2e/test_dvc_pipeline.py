@@ -84,3 +84,26 @@ def test_changing_a_training_parameter_reruns_train_and_shows_in_metrics_diff(pr
     assert "Running stage 'train'" in output and "Running stage 'evaluate'" in output
     diff = dvc(project, "metrics", "diff", "HEAD")
     assert "roc_auc" in diff and "reports/metrics.json" in diff, diff
+
+
+def test_metrics_show_stays_narrow(project):
+    # one column per value: no per-column validation counts, no sentences
+    widest = max(len(line) for line in dvc(project, "metrics", "show").splitlines())
+    assert widest < 1000, f"`dvc metrics show` is {widest} characters wide"
+
+
+def test_make_clean_removes_everything_the_pipeline_generated(project):
+    # given a project where the pipeline ran (and dvc plots were rendered), params as committed
+    git(project, "checkout", "--", "params.yaml")
+    dvc(project, "plots", "show", "-q")
+    assert (project / "dvc_plots").is_dir()
+    # when
+    subprocess.run(["make", "--no-print-directory", "clean"], cwd=project, check=True,
+                   capture_output=True)  # fmt: skip
+    # then git sees the checkout as committed: nothing generated is left, ignored or not,
+    # except the DVC remote, which make clean keeps
+    left = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=project, check=True, capture_output=True, text=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert [line for line in left if ".dvc-storage" not in line] == [], left

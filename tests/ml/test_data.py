@@ -60,8 +60,43 @@ def test_data_stage_writes_files_and_records_their_md5(tmp_path):
     # then
     assert sorted(md5) == ["test.csv", "train.csv", "truth.csv"]
     record = json.loads((raw / SOURCE_FILE).read_text())
-    assert record == {"source": "synthetic", "md5": md5}
+    assert record["source"] == "synthetic" and record["md5"] == md5, record
+    assert record["synthetic"] == params.synthetic.model_dump(), "the params that made the files"
     assert len(pd.read_csv(raw / "train.csv")) == 500
+
+
+def test_unchanged_synthetic_files_are_kept_and_changed_ones_regenerated(tmp_path, capsys):
+    # given the files of a first run
+    params = small_params(train_rows=500, test_rows=200).data
+    raw = tmp_path / "raw"
+    first = fetch_raw_data(params, raw)
+    stamp = (raw / "train.csv").stat().st_mtime_ns
+    # when the stage runs again with the same params
+    again = fetch_raw_data(params, raw)
+    # then nothing is regenerated, and it says so
+    assert again == first
+    assert (raw / "train.csv").stat().st_mtime_ns == stamp, "an unchanged file was rewritten"
+    assert "up to date" in capsys.readouterr().err
+    # when a file was edited by hand, or the params change, the files are made again
+    (raw / "test.csv").write_text("edited")
+    assert fetch_raw_data(params, raw) == first, "a damaged file must be regenerated"
+    bigger = small_params(train_rows=600, test_rows=200).data
+    assert fetch_raw_data(bigger, raw)["train.csv"] != first["train.csv"]
+
+
+def test_files_written_in_chunks_are_the_rows_generated_at_once(tmp_path, monkeypatch):
+    # given chunks much smaller than the files
+    monkeypatch.setattr("ml.data.WRITE_CHUNK_ROWS", 77)
+    params = small_params(train_rows=500, test_rows=200, seed=5).data
+    # when
+    fetch_raw_data(params, tmp_path / "raw")
+    # then the files hold exactly the frame generated in one piece
+    frame, _ = generate_dataset(700, seed=5)
+    written = pd.concat(
+        [pd.read_csv(tmp_path / "raw" / n, dtype=str, keep_default_na=False)
+         for n in ("train.csv", "test.csv")], ignore_index=True,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(written, frame.astype(str))
 
 
 def test_local_folder_source_is_copied(tmp_path):

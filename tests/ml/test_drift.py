@@ -216,12 +216,13 @@ def test_the_train_workflow_runs_drift_before_training_and_comments_it() -> None
     names = [step.get("name", "") for step in steps]
     drift = names.index("Drift of new_ML_data/ against the champion's training rows")
     repro = names.index("dvc repro (the evaluate stage fails on the quality gate)")
-    opened = names.index("Open the pull request with dvc.lock and the metrics")
-    comment = names.index("Comment the drift summary on the pull request")
+    opened = names.index("Open the pull request with dvc.lock and the metrics (main only)")
+    comment = names.index("Comment the drift summary on the pull request (main only)")
     # then drift runs after the champion is pulled and before training, and its summary is
     # commented on the pull request once it is open
     assert names.index("Pull earlier outputs from the S3 remote") < drift < repro
     assert "dvc repro drift" in steps[drift]["run"]
     assert opened < comment
+    assert steps[comment]["if"] == steps[opened]["if"], "a comment only where a pull request opens"
     assert "gh pr comment" in steps[comment]["run"]
     assert "reports/drift/drift.md" in steps[comment]["run"]

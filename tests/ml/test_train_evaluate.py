@@ -39,6 +39,39 @@ def test_plots_model_card_and_figures_are_written(trained):
     assert f"{trained.metrics['roc_auc']:.4f}" in card
 
 
+def test_the_card_names_the_data_source_and_the_rows_the_fit_used(trained):
+    card = (trained.model_dir / "MODEL_CARD.md").read_text()
+    record = read_json(trained.model_dir / "training.json")
+    # synthetic data is called synthetic, never customer data
+    assert "synthetic rows from the project's generator" in card, card
+    assert "not on customer data" in card and "historical customers" not in card, card
+    assert f"the fit used {record['fit_rows']:,}" in card, card
+    assert record["fit_rows"] < record["training_data"]["rows"] == 16_000
+    assert "Test rows also in the training file: 0 by id" in card, card
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_metrics_files_hold_numbers_not_sentences(trained):
+    # `dvc metrics show` prints one column per value: sentences and per-column counts widen it
+    # by hundreds of characters, so they live in evaluation.json and validation_details.json.
+    for name in ("metrics.json", "validation.json"):
+        flat = _flatten(read_json(trained.reports_dir / name))
+        texts = {k: v for k, v in flat.items() if not isinstance(v, int | float | None)}
+        assert all(isinstance(v, str) and len(v) <= 32 for v in texts.values()), (name, texts)
+        assert len(flat) <= 45, f"{name}: {len(flat)} columns"
+    full = read_json(trained.reports_dir / "evaluation.json")
+    assert full["gate"]["reasons"] == [] and "synthetic" in full["data"]["source"]
+
+
 def test_compute_metrics_on_a_known_case():
     y = np.array([0, 0, 1, 1])
     p = np.array([0.1, 0.6, 0.4, 0.9])
@@ -134,5 +167,8 @@ def test_same_seed_same_data_gives_the_same_model_and_metrics(trained, tmp_path)
     # then data, model and metrics are identical
     for name in ("train.csv", "test.csv"):
         assert sha256_of(again.raw_dir / name) == sha256_of(trained.raw_dir / name)
-    assert sha256_of(again.model_dir / "model.npz") == sha256_of(trained.model_dir / "model.npz")
+    for name in ("model.npz", "model.skops"):
+        assert sha256_of(again.model_dir / name) == sha256_of(trained.model_dir / name), (
+            f"{name} is not byte-reproducible"
+        )
     assert again.metrics == trained.metrics

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pandas as pd
 import pytest
 
 from ml.contract import RAW_COLUMNS
+from ml.params import ValidateParams
 from ml.validate import DatasetError, check_trainable, read_raw_csv, run, validate_csv
 
 HEADER = ",".join(RAW_COLUMNS)
@@ -58,11 +60,11 @@ def test_bad_rows_are_quarantined_with_their_reasons_never_dropped(tmp_path):
     rows = [
         GOOD,
         GOOD_2,
-        "3,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£10.00 ,26,217,0",
-        "4,Male,150.0,1.0,28.0,0.0,> 2 Years,Yes,£10.00 ,26,217,0",
-        "5,Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,£10.00 ,26,217,",
-        "5,Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,£10.00 ,26,217,1",
-        "6,Male,44.5,1.0,28.0,0.0,> 2 Years,Maybe,£10.00 ,26,217,2",
+        "3,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£500.00 ,26,217,0",
+        "4,Male,150.0,1.0,28.0,0.0,> 2 Years,Yes,£500.00 ,26,217,0",
+        "5,Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,£500.00 ,26,217,",
+        "5,Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,£500.00 ,26,217,1",
+        "6,Male,44.5,1.0,28.0,0.0,> 2 Years,Maybe,£500.00 ,26,217,2",
     ]
     path = write(tmp_path, "\n".join([HEADER, *rows]) + "\n")
     # when
@@ -100,21 +102,34 @@ def test_check_trainable_refuses_a_single_class(tmp_path):
 
 
 def test_check_trainable_refuses_no_usable_rows(tmp_path):
-    path = write(tmp_path, HEADER + "\n1,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£1.00 ,26,217,1\n")
+    path = write(tmp_path, HEADER + "\n1,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£500.00 ,26,217,1\n")
     with pytest.raises(DatasetError, match="no usable rows \\(Gender: 1 unknown category\\)"):
         check_trainable(validate_csv(path), "train.csv")
 
 
-def test_stage_writes_clean_quarantine_and_report(tmp_path):
-    # given
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    bad = "999,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£1.00 ,26,217,1"
-    rows = [f"{i}{GOOD[1:]}" for i in range(100, 120)] + [
-        f"{i}{GOOD_2[1:]}" for i in range(200, 220)
+def _rows(first_id: int, days: int, bad: str | None = None) -> list[str]:
+    """40 usable rows (20 of each class) with ids from first_id, and optionally one bad row."""
+    good = [
+        f"{first_id + i},Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,£1623.85 ,26,{days + i},1"
+        for i in range(20)
     ]
-    for name in ("train.csv", "test.csv"):
-        write(raw, "\n".join([HEADER, *rows, bad]) + "\n", name)
+    other = [
+        f"{first_id + 20 + i},Female,,1.0,,,1-2 Year,,£131.50 ,152,{days + i},0" for i in range(20)
+    ]
+    return good + other + ([bad] if bad else [])
+
+
+def write_pair(raw, train_rows: list[str], test_rows: list[str]) -> None:
+    raw.mkdir(exist_ok=True)
+    write(raw, "\n".join([HEADER, *train_rows]) + "\n", "train.csv")
+    write(raw, "\n".join([HEADER, *test_rows]) + "\n", "test.csv")
+
+
+def test_stage_writes_clean_quarantine_and_report(tmp_path):
+    # given a training and a test file with one bad row each
+    raw = tmp_path / "raw"
+    bad = "999,Robot,44.0,1.0,28.0,0.0,> 2 Years,Yes,£500.00 ,26,217,1"
+    write_pair(raw, _rows(100, 10, bad), _rows(500, 100, bad.replace("999", "998")))
     # when
     report = run(raw, tmp_path / "validated", tmp_path / "reports" / "validation.json")
     # then
@@ -123,6 +138,118 @@ def test_stage_writes_clean_quarantine_and_report(tmp_path):
     assert report["train"]["usable"] == 40 and report["train"]["quarantined"] == 1
     on_disk = json.loads((tmp_path / "reports" / "validation.json").read_text())
     assert on_disk == report
+    # and the counts by column stay out of the metrics file, in their own file
+    assert "by_column" not in json.dumps(on_disk) and "Gender" not in json.dumps(on_disk)
+    details = json.loads((tmp_path / "reports" / "validation_details.json").read_text())
+    assert details["train"]["Gender"] == {"unknown category": 1}, details
+    assert report["test_overlap"] == {"shared_ids": 0, "identical_rows": 0}
+
+
+@pytest.mark.parametrize(
+    ("test_rows", "message"),
+    [
+        (lambda: _rows(100, 100), r"40 of its 40 ids are in the training file"),
+        (lambda: _rows(500, 10), r"40 of its 40 rows \(100.0%\) are identical to training rows"),
+    ],
+    ids=["same ids", "identical rows"],
+)
+def test_a_test_file_overlapping_the_training_file_is_refused_with_the_count(
+    tmp_path, test_rows, message
+):
+    # given a test file made of training rows (the same ids, or the same rows under new ids)
+    raw = tmp_path / "raw"
+    write_pair(raw, _rows(100, 10), test_rows())
+    # when / then the stage refuses it, counting the overlap, and writes nothing
+    with pytest.raises(DatasetError, match=message):
+        run(raw, tmp_path / "validated", tmp_path / "reports" / "validation.json")
+    assert not (tmp_path / "validated").exists(), "nothing may be written for a refused pair"
+    assert not (tmp_path / "reports").exists()
+
+
+def test_validation_is_all_or_nothing_a_bad_test_file_leaves_the_previous_outputs(tmp_path):
+    # given outputs of an earlier good run
+    raw, validated, report = tmp_path / "raw", tmp_path / "validated", tmp_path / "r" / "v.json"
+    write_pair(raw, _rows(100, 10), _rows(500, 100))
+    run(raw, validated, report)
+    before = {p.name: p.read_bytes() for p in validated.iterdir()}
+    # when a new training file is good but the test file is unusable
+    write_pair(raw, _rows(100, 50), [])
+    with pytest.raises(DatasetError, match="test.csv: has a header but no data rows"):
+        run(raw, validated, report)
+    # then neither file was replaced
+    after = {p.name: p.read_bytes() for p in validated.iterdir()}
+    assert after == before, "a failed run must leave the previous validated files as they were"
+
+
+def test_a_file_with_too_many_quarantined_rows_is_refused_with_counts_per_reason(tmp_path):
+    # given a training file where 9 rows in 10 are bad
+    raw = tmp_path / "raw"
+    good = _rows(100, 10)
+    bad = [f"{1000 + i},Male,150.0,1.0,28.0,0.0,> 2 Years,Yes,£1.56 ,26,217,1" for i in range(360)]
+    write_pair(raw, good + bad, _rows(500, 100))
+    # when / then
+    with pytest.raises(DatasetError) as caught:
+        run(raw, tmp_path / "validated", tmp_path / "reports" / "v.json", ValidateParams())
+    message = str(caught.value)
+    assert "360 of 400 rows (90.0%) quarantined, more than validate.max_quarantined_share" in (
+        message
+    ), message
+    assert "Age: out of range: 360" in message and "AnnualPremium: implausible" in message
+    assert not (tmp_path / "validated").exists()
+
+
+def test_an_implausible_premium_is_quarantined_not_misread(tmp_path):
+    # given "1.562", a premium of 1,562 with a misplaced separator, beside a plausible one
+    rows = [GOOD, "2,Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,1.562,26,217,0"]
+    result = validate_csv(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    assert result.clean["id"].tolist() == ["1"]
+    assert result.quarantine["reason"].iloc[0].startswith("AnnualPremium: implausible: below 100")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            (HEADER + "\n" + GOOD + ",\n" + GOOD.replace("1,", "2,", 1) + ",\n").encode(),
+            r"every row ends with a trailing comma \(13 fields, the header has 12\)",
+        ),
+        (
+            (HEADER + ",\n" + GOOD + ",\n").encode(),
+            r"every line ends with a comma",
+        ),
+        ((HEADER + "\n" + GOOD + "\n").encode()[:80] + b"\0\0\0", r"NUL byte at offset 80"),
+        (
+            (HEADER.lower() + "\n" + GOOD + "\n").encode(),
+            r"header names in the wrong case \('gender' should be 'Gender'",
+        ),
+        (
+            gzip.compress((HEADER + "\n" + GOOD + "\n").encode()),
+            r"the file is gzip-compressed, not CSV text; decompress it first",
+        ),
+        (
+            (
+                HEADER.replace("Age,", "Age,Age,", 1)
+                + "\n"
+                + GOOD.replace(",44.0,", ",44.0,1,")
+                + "\n"
+            ).encode(),
+            r"columns repeated in the header: \['Age'\]",
+        ),
+    ],
+    ids=[
+        "trailing comma",
+        "trailing comma in the header too",
+        "NUL",
+        "lowercase",
+        "gzip",
+        "Age,Age",
+    ],
+)
+def test_unreadable_files_name_the_real_cause(tmp_path, content: bytes, message: str):
+    path = tmp_path / "train.csv"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        read_raw_csv(path)
 
 
 def test_too_few_rows_of_a_class_are_refused_before_training(tmp_path):

@@ -88,7 +88,7 @@ def _nan_table(model_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("break_model", "says"),
     [
-        (_missing, "model metadata not found; run `dvc pull train evaluate`"),
+        (_missing, "model metadata not found; run `make run` to train one here, or `dvc pull"),
         (_corrupt, "does not match"),
         (_old_numpy, "model was saved with numpy 1.26.4"),
         (_truncated_with_matching_sha256, "not a readable compiled model (BadZipFile"),
