@@ -75,7 +75,7 @@ GENERATED := data/raw data/validated models/model.skops models/model.npz models/
 	.dvc/cache .dvc/tmp .pytest_cache .ruff_cache
 BASELINE  := dvc.lock reports/metrics.json reports/validation.json reports/evaluation.json \
 	reports/validation_details.json reports/plots data/.gitignore models/.gitignore \
-	reports/.gitignore models/MODEL_CARD.md
+	reports/.gitignore reports/drift models/MODEL_CARD.md
 
 .PHONY: clean
 clean: ## Remove the environments and everything the pipeline generated (not the DVC remote).
