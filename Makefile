@@ -52,9 +52,12 @@ format: $(SYNCED) ## Apply ruff's fixes and formatting to all Python code.
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# pytest-xdist workers: the suite is mostly CPU-bound, and the machines have two cores.
+TEST_WORKERS ?= 2
+
 .PHONY: test
 test: $(SYNCED) lint $(TEST_CHECKS) ## Run every check and every test.
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: run
 run: $(SYNCED) ## Train on synthetic data (dvc repro), push to the DVC remote, serve the model.
