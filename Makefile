@@ -52,12 +52,13 @@ format: $(SYNCED) ## Apply ruff's fixes and formatting to all Python code.
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# pytest-xdist workers: the suite is mostly CPU-bound, and the machines have two cores.
+# pytest-xdist workers: the suite is mostly CPU-bound, and the machines have two cores. Each test
+# file stays on one worker (its module fixtures hold as in a serial run).
 TEST_WORKERS ?= 2
 
 .PHONY: test
 test: $(SYNCED) lint $(TEST_CHECKS) ## Run every check and every test.
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: run
 run: $(SYNCED) ## Train on synthetic data (dvc repro), push to the DVC remote, serve the model.

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from infra.errors import StackConfigError
-from infra.settings import NONPROD, PROD, PROJECT, STACKS, ConfigSource
+from infra.settings import (
+    NONPROD,
+    PROD,
+    PROJECT,
+    STACKS,
+    ConfigSource,
+    read_boolean,
+    read_integer,
+)
 
 # Fargate's allowed task sizes: CPU units -> allowed memory (MiB).
 FARGATE_SIZES: Final[dict[int, tuple[int, ...]]] = {
@@ -92,33 +100,8 @@ def _key(key: str) -> str:
     return f"config {PROJECT}:{key}"
 
 
-def _boolean(config: ConfigSource, key: str, default: bool) -> bool:
-    raw = config.get(key)
-    if raw is None:
-        return default
-    value = str(raw).strip().lower()
-    if value not in ("true", "false"):
-        raise StackConfigError(f"{_key(key)} is {raw!r}: expected true or false")
-    return value == "true"
-
-
-def _integer(config: ConfigSource, key: str, default: int, low: int, high: int) -> int:
-    raw = config.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise StackConfigError(
-            f"{_key(key)} is {raw!r}: not a whole number; expected an integer from {low} to {high}"
-        ) from None
-    if not low <= value <= high:
-        raise StackConfigError(f"{_key(key)} is {value}: out of range; expected {low} to {high}")
-    return value
-
-
 def _one_of(config: ConfigSource, key: str, default: int, allowed: tuple[int, ...]) -> int:
-    value = _integer(config, key, default, min(allowed), max(allowed))
+    value = read_integer(config, key, default, min(allowed), max(allowed))
     if value not in allowed:
         raise StackConfigError(
             f"{_key(key)} is {value}: not allowed; expected one of {', '.join(map(str, allowed))}"
@@ -199,11 +182,11 @@ def read_runtime_settings(config: ConfigSource, stack: str) -> RuntimeSettings |
     """Validate the stack's runtime config; None when the stack is registry only."""
     if stack not in STACKS:
         raise StackConfigError(f"stack {stack!r} is not known: expected one of {', '.join(STACKS)}")
-    if _boolean(config, "registryOnly", default=False):
+    if read_boolean(config, "registryOnly", default=False):
         return None
     defaults = DEFAULTS[stack]
     cpu = _one_of(config, "taskCpu", defaults.cpu, tuple(FARGATE_SIZES))
-    memory = _integer(config, "taskMemory", defaults.memory, 512, 122880)
+    memory = read_integer(config, "taskMemory", defaults.memory, 512, 122880)
     if memory not in FARGATE_SIZES[cpu]:
         allowed = FARGATE_SIZES[cpu]
         raise StackConfigError(
@@ -212,9 +195,9 @@ def read_runtime_settings(config: ConfigSource, stack: str) -> RuntimeSettings |
             f"({', '.join(map(str, allowed[:4]))}{', ...' if len(allowed) > 4 else ''})"
         )
     low = PROD_MIN_TASKS if stack == PROD else 1
-    min_tasks = _integer(config, "minTasks", defaults.min_tasks, low, MAX_TASKS_LIMIT)
-    max_tasks = _integer(config, "maxTasks", defaults.max_tasks, low, MAX_TASKS_LIMIT)
-    desired = _integer(config, "desiredTasks", defaults.desired_tasks, low, MAX_TASKS_LIMIT)
+    min_tasks = read_integer(config, "minTasks", defaults.min_tasks, low, MAX_TASKS_LIMIT)
+    max_tasks = read_integer(config, "maxTasks", defaults.max_tasks, low, MAX_TASKS_LIMIT)
+    desired = read_integer(config, "desiredTasks", defaults.desired_tasks, low, MAX_TASKS_LIMIT)
     if not min_tasks <= desired <= max_tasks:
         raise StackConfigError(
             f"{_key('minTasks')} {min_tasks}, {_key('desiredTasks')} {desired} and "
@@ -227,10 +210,12 @@ def read_runtime_settings(config: ConfigSource, stack: str) -> RuntimeSettings |
         desired_tasks=desired,
         min_tasks=min_tasks,
         max_tasks=max_tasks,
-        requests_per_target=_integer(
+        requests_per_target=read_integer(
             config, "requestsPerTarget", DEFAULT_REQUESTS_PER_TARGET, 10, 100_000
         ),
-        cpu_target_percent=_integer(config, "cpuTargetPercent", DEFAULT_CPU_TARGET_PERCENT, 10, 90),
+        cpu_target_percent=read_integer(
+            config, "cpuTargetPercent", DEFAULT_CPU_TARGET_PERCENT, 10, 90
+        ),
         log_retention_days=_one_of(
             config, "logRetentionDays", defaults.log_retention_days, LOG_RETENTION_DAYS
         ),
@@ -238,5 +223,5 @@ def read_runtime_settings(config: ConfigSource, stack: str) -> RuntimeSettings |
         vpc_id=vpc_id,
         subnet_ids=subnet_ids,
         load_balancer_subnet_ids=load_balancer_subnet_ids,
-        vpc_endpoints=_boolean(config, "vpcEndpoints", default=True),
+        vpc_endpoints=read_boolean(config, "vpcEndpoints", default=True),
     )

@@ -161,7 +161,8 @@ def _string(
     return value
 
 
-def _integer(config: ConfigSource, key: str, default: int, low: int, high: int) -> int:
+def read_integer(config: ConfigSource, key: str, default: int, low: int, high: int) -> int:
+    """A whole number from `low` to `high` (the default when unset); the error names the key."""
     raw = config.get(key)
     if raw is None:
         return default
@@ -179,7 +180,8 @@ def _integer(config: ConfigSource, key: str, default: int, low: int, high: int) 
     return value
 
 
-def _boolean(config: ConfigSource, key: str, default: bool) -> bool:
+def read_boolean(config: ConfigSource, key: str, default: bool) -> bool:
+    """`true` or `false` (the default when unset); the error names the key."""
     raw = config.get(key)
     if raw is None:
         return default
@@ -221,7 +223,7 @@ def _bucket_name(config: ConfigSource) -> str | None:
 
 
 def _github_oidc(config: ConfigSource) -> GithubOidcSettings | None:
-    if not _boolean(config, "githubOidc", default=False):
+    if not read_boolean(config, "githubOidc", default=False):
         return None
     if config.get("githubRepository") is None:
         raise StackConfigError(
@@ -236,7 +238,7 @@ def _github_oidc(config: ConfigSource) -> GithubOidcSettings | None:
     )
     return GithubOidcSettings(
         repository=repository,
-        create_provider=_boolean(config, "createOidcProvider", default=False),
+        create_provider=read_boolean(config, "createOidcProvider", default=False),
         deploy_branch=branch.removeprefix("refs/heads/"),
     )
 
@@ -255,8 +257,8 @@ def read_settings(config: ConfigSource, stack: str) -> NonprodSettings | ProdSet
         _NAME_PREFIX,
         "lowercase letters and digits, optionally separated by single '.', '_' or '-'",
     )
-    retention = _integer(config, "imageRetentionDays", DEFAULT_RETENTION_DAYS[stack], 1, 3650)
-    keep = _integer(config, "keepReleases", DEFAULT_KEEP_RELEASES, 1, 1000)
+    retention = read_integer(config, "imageRetentionDays", DEFAULT_RETENTION_DAYS[stack], 1, 3650)
+    keep = read_integer(config, "keepReleases", DEFAULT_KEEP_RELEASES, 1, 1000)
     if stack == NONPROD:
         for key in ("version", "sourceStack", "rollback"):
             if config.get(key) is not None:
@@ -270,13 +272,13 @@ def read_settings(config: ConfigSource, stack: str) -> NonprodSettings | ProdSet
             bucket_name=_bucket_name(config),
             image_retention_days=retention,
             keep_releases=keep,
-            noncurrent_version_days=_integer(
+            noncurrent_version_days=read_integer(
                 config, "noncurrentVersionDays", DEFAULT_NONCURRENT_VERSION_DAYS, 1, 3650
             ),
             github_oidc=_github_oidc(config),
-            publish=_boolean(config, "publish", default=True),
+            publish=read_boolean(config, "publish", default=True),
         )
-    if _boolean(config, "githubOidc", default=False):
+    if read_boolean(config, "githubOidc", default=False):
         raise StackConfigError(
             f"config {PROJECT}:githubOidc is set on stack prod; the GitHub roles are created once, "
             "by stack nonprod (they already cover the prod repository): set it there instead"
@@ -287,7 +289,7 @@ def read_settings(config: ConfigSource, stack: str) -> NonprodSettings | ProdSet
             f"`pulumi config rm {PROJECT}:publish --stack prod`"
         )
     raw_version = config.get("version")
-    rollback = _boolean(config, "rollback", default=False)
+    rollback = read_boolean(config, "rollback", default=False)
     if raw_version is None and rollback:
         raise StackConfigError(
             f"config {PROJECT}:rollback is true but {PROJECT}:version is not set: a rollback "

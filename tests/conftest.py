@@ -44,15 +44,3 @@ def shared_data() -> Path:
         strict=SHARED_REQUIRED,
     )
     return SHARED_DATA
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test` runs two workers), one worker runs the whole image tier.
-
-    Its session fixtures build a base image and the service image; spread over two workers,
-    each would build both.
-    """
-    image_tier = REPO_ROOT / "tests" / "image"
-    for item in items:
-        if item.path.is_relative_to(image_tier):
-            item.add_marker(pytest.mark.xdist_group("image"))

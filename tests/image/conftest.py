@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from filelock import FileLock
 
 from ml.bench import copy_project, set_rows
 from tests.conftest import REPO_ROOT, require_binary
@@ -101,9 +102,15 @@ def configured_base() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def base_image(tools: Any, training: Training) -> str:
+def base_image(tools: Any, training: Training, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The local Debian bookworm base with Python 3.11 (built once, then reused by its tag)."""
-    return configured_base() or str(image_script.build_base(tools))
+    configured = configured_base()
+    if configured:
+        return configured
+    # `make test` runs two xdist workers, and both may need the base: the first builds it while
+    # the other waits on this lock (in the directory the workers share), then finds it by its tag.
+    with FileLock(tmp_path_factory.getbasetemp().parent / "predict-buy-base.lock"):
+        return str(image_script.build_base(tools))
 
 
 @pytest.fixture(scope="session")
