@@ -189,7 +189,7 @@ def read_verified(model_dir: Path, metadata: ModelMetadata, name: str) -> tuple[
     if entry is None:
         raise ArtefactError(f"{model_dir / METADATA_FILE}: lists no artefact {name!r}")
     path = model_dir / entry.path
-    if not path.is_file():
+    if not path.exists():  # a folder in its place is a read error, said as such below
         raise ArtefactError(f"{path}: model file not found; {FETCH_HINT}")
     content = path.read_bytes()
     actual = hashlib.sha256(content).hexdigest()
