@@ -19,19 +19,18 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.components.promotion import check_report, promote_command
+from infra.components.promotion import check_report
 from infra.components.service_image import tag_command
 from infra.promote import Skopeo
 from infra.release import read_git_sha
 from infra.tag_image import main as tag_image_main
-from tests.conftest import REPO_ROOT, require_binary
+from tests.conftest import require_binary
 from tests.image.conftest import Container, image_script
 from tests.image.registry_ecr import MANIFEST_TYPES, RegistryAsEcr
+from tests.infra.promotion_steps import NONPROD, PROD, record_evidence, run_promotion
 
 pytestmark = [pytest.mark.image, pytest.mark.slow]
 
-NONPROD = "ce7-grp-1/nonprod/predict_buy_app"
-PROD = "ce7-grp-1/prod/predict_buy_app"
 REGION = "eu-west-2"  # part of CI's command line; the local registry has no region
 
 
@@ -74,48 +73,6 @@ def tag_by_commit(
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def promote_to_prod(registry: str, version: str, digest: str) -> subprocess.CompletedProcess[str]:
-    """Promotion nonprod -> prod: the prod stack's command (infra.promote), as its Command runs it.
-
-    Every promotion step of this tier is here, so that a step the promotion comes to require
-    (e.g. marking the tested digest verified first) is added in one place.
-    """
-    command = promote_command(
-        sys.executable, f"{registry}/{NONPROD}", f"{registry}/{PROD}", version, digest
-    )
-    return subprocess.run(
-        shlex.split(command), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
-    )
-
-
-def record_release_evidence(
-    registry: str, version: str, digest: str
-) -> subprocess.CompletedProcess[str]:
-    """What publish does once the smoke test passed: tag the digest `verified-<version>`.
-
-    The same command line as the workflow's, with --no-scan, which only a loopback registry
-    accepts (ECR's scan findings are tested against moto in tests/infra).
-    """
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infra.release_evidence",
-            "--repository",
-            f"{registry}/{NONPROD}",
-            "--version",
-            version,
-            "--digest",
-            digest,
-            "--no-scan",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_the_tested_image_reaches_prod_by_digest(
     tools: Any,
     built_image: Any,
@@ -147,18 +104,18 @@ def test_the_tested_image_reaches_prod_by_digest(
     assert skopeo.digest_of(f"{registry}/{NONPROD}:{commit}") == digest
 
     # when it is promoted before publish recorded its evidence / then it is refused
-    unverified = promote_to_prod(registry, version, digest)
+    unverified = run_promotion(registry, version, digest)
     assert unverified.returncode == 1, unverified.stdout
     assert f"verified-{version}" in unverified.stderr, unverified.stderr
     assert skopeo.digest_of(f"{registry}/{PROD}:v{version}") is None, "nothing reached prod"
 
     # when the tested digest gets its evidence, as publish does after its smoke test
-    evidence = record_release_evidence(registry, version, digest)
+    evidence = record_evidence(registry, version, digest)
     assert evidence.returncode == 0, evidence.stderr
     assert skopeo.digest_of(f"{registry}/{NONPROD}:verified-{version}") == digest
 
     # when it is promoted to prod
-    first = promote_to_prod(registry, version, digest)
+    first = run_promotion(registry, version, digest)
     # then prod holds exactly the digest that was built and tested
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout.splitlines()[-1])["copied"] is True
@@ -167,7 +124,7 @@ def test_the_tested_image_reaches_prod_by_digest(
     assert manifest(registry, PROD, digest)["config"]["digest"] == built_image.image_id
 
     # when it is promoted again / then nothing is copied and prod is unchanged
-    second = promote_to_prod(registry, version, digest)
+    second = run_promotion(registry, version, digest)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout.splitlines()[-1])["copied"] is False
     assert skopeo.digest_of(f"{registry}/{PROD}:v{version}") == digest
@@ -175,7 +132,7 @@ def test_the_tested_image_reaches_prod_by_digest(
     # when an image that is not the tested one (the tampered build) is offered for promotion
     other = push(tools, tampered_image, f"{registry}/{NONPROD}:untested", tmp_path / "other")
     assert other != digest
-    refused = promote_to_prod(registry, version, other)
+    refused = run_promotion(registry, version, other)
     # then it is refused, naming both digests, and prod still holds the tested one
     assert refused.returncode == 1, refused.stdout
     assert f"is {digest}, not {other}" in refused.stderr, refused.stderr

@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import io
 import json
-import shlex
 import subprocess
 import sys
 import tarfile
@@ -19,15 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from infra.components.promotion import promote_command
 from infra.promote import PromotionError, Skopeo, promote, tls_verify
 from infra.release_evidence import EvidenceError, write_evidence
 from tests.conftest import REPO_ROOT, require_binary
+from tests.infra.promotion_steps import NONPROD, PROD, record_evidence, run_promotion
 
 pytestmark = pytest.mark.e2e
-
-NONPROD = "ce7-grp-1/nonprod/predict_buy_app"
-PROD = "ce7-grp-1/prod/predict_buy_app"
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, object]:
@@ -99,41 +95,6 @@ def publish(skopeo: str, layout: Path, registry: str, tag: str) -> None:
         check=True,
         capture_output=True,
         timeout=120,
-    )
-
-
-def run_promotion(
-    registry: str, version: str, digest: str | None
-) -> subprocess.CompletedProcess[str]:
-    """The prod stack's command line, run as its Command runs it (shell, repository root)."""
-    command = promote_command(
-        sys.executable, f"{registry}/{NONPROD}", f"{registry}/{PROD}", version, digest
-    )
-    return subprocess.run(
-        shlex.split(command), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
-    )
-
-
-def record_evidence(registry: str, version: str, digest: str) -> subprocess.CompletedProcess[str]:
-    """What publish runs after its smoke test (a loopback registry has no scanner)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infra.release_evidence",
-            "--repository",
-            f"{registry}/{NONPROD}",
-            "--version",
-            version,
-            "--digest",
-            digest,
-            "--no-scan",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
 
 
