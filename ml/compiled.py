@@ -75,7 +75,10 @@ class CompiledModel:
 
     # -- one row: the request path, pure Python -------------------------------------------------
     def raw_score_one(self, values: Sequence[float]) -> float:
-        bins = [b.bin_of(v) for b, v in zip(self.bins, values, strict=True)]
+        return self.raw_score_of_bins([b.bin_of(v) for b, v in zip(self.bins, values, strict=True)])
+
+    def raw_score_of_bins(self, bins: Sequence[int]) -> float:
+        """The log-odds of one row given each feature's bin number (FeatureBins.bin_of)."""
         score = self.intercept
         for members, table in self._plan:
             index = 0
@@ -87,6 +90,10 @@ class CompiledModel:
     def predict_proba_one(self, values: Sequence[float]) -> float:
         """Probability of class 1 for one row of cleaned values, in contract order."""
         return _sigmoid(self.raw_score_one(values))
+
+    def predict_proba_of_bins(self, bins: Sequence[int]) -> float:
+        """Probability of class 1 for one row given each feature's bin number."""
+        return _sigmoid(self.raw_score_of_bins(bins))
 
     def predict_proba_record(self, record: dict[str, object]) -> float:
         """Probability of class 1 for one raw record: the contract's cleaning, then the tables."""

@@ -4,7 +4,8 @@ Starts two real uvicorn servers (one worker each, the same server options and bo
 127.0.0.1 ports: the service itself, and a no-op FastAPI app whose `POST /predict` and
 `POST /predict/batch` parse and validate the same bodies with the same request models (FastAPI's
 standard body parameter) and return a constant. wrk (Debian's, with a Lua script rotating through
-many different valid bodies, so nothing can be cached) then measures, alternately:
+many different valid bodies, so nothing can be cached) then measures, in back-to-back pairs whose
+order swaps each round:
 
   * single-row throughput of the service as a fraction of the no-op's (target >= 0.90),
   * p99 latency of `POST /predict` at 16 connections (target <= 10 ms),
@@ -200,6 +201,22 @@ def run_wrk(url: str, script: Path, connections: int, seconds: float) -> WrkResu
 
 
 # -- the benchmark -------------------------------------------------------------------------------
+def side_by_side(
+    service_url: str, noop_url: str, script: Path, connections: int, seconds: float, rounds: int
+) -> tuple[list[WrkResult], list[WrkResult]]:
+    """`rounds` back-to-back pairs of runs, the pair's order swapped each round (ABBA), so that a
+    drift in the machine's speed favours neither side."""
+    service_runs, noop_runs = [], []
+    for round_number in range(rounds):
+        if round_number % 2:
+            service_runs.append(run_wrk(service_url, script, connections, seconds))
+            noop_runs.append(run_wrk(noop_url, script, connections, seconds))
+        else:
+            noop_runs.append(run_wrk(noop_url, script, connections, seconds))
+            service_runs.append(run_wrk(service_url, script, connections, seconds))
+    return service_runs, noop_runs
+
+
 def benchmark(model_dir: Path, seconds: float, rounds: int, workdir: Path) -> dict[str, float]:
     from tests.service.model_factory import sample_requests
 
@@ -222,14 +239,17 @@ def benchmark(model_dir: Path, seconds: float, rounds: int, workdir: Path) -> di
                     raise BenchError(f"{url}/predict answered {status} to a valid body: {_}")
         run_wrk(f"{service_url}/predict", single_script, 16, 1)  # warm-up
         run_wrk(f"{noop_url}/predict", single_script, 16, 1)
-        service_runs, noop_runs = [], []
-        for _ in range(rounds):  # alternate, so drift in machine load hits both alike
-            noop_runs.append(run_wrk(f"{noop_url}/predict", single_script, 16, seconds))
-            service_runs.append(run_wrk(f"{service_url}/predict", single_script, 16, seconds))
-        batch_runs, noop_batch_runs = [], []
-        for _ in range(max(1, rounds // 2)):
-            noop_batch_runs.append(run_wrk(f"{noop_url}/predict/batch", batch_script, 2, seconds))
-            batch_runs.append(run_wrk(f"{service_url}/predict/batch", batch_script, 2, seconds))
+        service_runs, noop_runs = side_by_side(
+            f"{service_url}/predict", f"{noop_url}/predict", single_script, 16, seconds, rounds
+        )
+        batch_runs, noop_batch_runs = side_by_side(
+            f"{service_url}/predict/batch",
+            f"{noop_url}/predict/batch",
+            batch_script,
+            2,
+            seconds,
+            rounds,
+        )
         hostile = hostile_figures(service_url, service_pid)
     runs = [*service_runs, *noop_runs, *batch_runs, *noop_batch_runs]
     if errors := sum(r.errors for r in runs):
@@ -340,8 +360,10 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="benchmark a hand-made model of trained size instead of --model-dir",
     )
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating single-row rounds")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each wrk run")
+    parser.add_argument(
+        "--rounds", type=int, default=8, help="pairs of runs per endpoint, in alternating order"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--serve", nargs=3, metavar=("KIND", "PORT", "MODEL_DIR"), help=argparse.SUPPRESS

@@ -1,8 +1,9 @@
 """Turns validated requests into predictions with the compiled model (numpy only, no pandas).
 
-One row goes through the contract's `clean_value` for each field (what `clean_row` does), memoised
-per distinct value because requests repeat the same few labels and ages, then through the model's
-pure-Python path: ~4 µs in all, less than parsing the request's JSON.
+One row goes through the contract's `clean_value` for each field (what `clean_row` does) and the
+model's bin of the cleaned value, memoised together per distinct value because requests repeat the
+same few labels and ages, then through the model's pure-Python table lookups: ~3 µs in all, less
+than parsing the request's JSON.
 
 Many rows are cleaned column by column: a category column maps each distinct label once through
 the contract's `clean_value` (as training cleans a column); a numeric column is already clean,
@@ -37,6 +38,9 @@ class Predictor:
     _cleaning: tuple[tuple[str, Callable[[object], float]], ...] = field(
         init=False, repr=False, compare=False
     )
+    _binning: tuple[tuple[str, Callable[[object], int]], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # The contract's own parser per feature, cached: same answers, a dict lookup on a hit.
@@ -44,6 +48,12 @@ class Predictor:
             (f.name, lru_cache(maxsize=CLEANING_CACHE_SIZE)(f.clean_value)) for f in FEATURES
         )
         object.__setattr__(self, "_cleaning", cleaning)
+        # And the model's bin of each cleaned value, cached the same way: one lookup per field.
+        binning = tuple(
+            (name, lru_cache(maxsize=CLEANING_CACHE_SIZE)(_bin_of_cleaned(bins.bin_of, clean)))
+            for (name, clean), bins in zip(cleaning, self.model.bins, strict=True)
+        )
+        object.__setattr__(self, "_binning", binning)
 
     @property
     def threshold(self) -> float:
@@ -62,8 +72,8 @@ class Predictor:
 
         The same numbers as `ml.contract.clean_row(record)`, from the same `clean_value`.
         """
-        values = [clean(record.get(name)) for name, clean in self._cleaning]
-        probability = self.model.predict_proba_one(values)
+        bins = [bin_of(record.get(name)) for name, bin_of in self._binning]
+        probability = self.model.predict_proba_of_bins(bins)
         return int(probability >= self.metadata.threshold), probability
 
     def predict_many(
@@ -100,6 +110,15 @@ class Predictor:
             dict(zip(names, row, strict=True)) for row in self.model.contributions(matrix).tolist()
         ]
         return classes.tolist(), probabilities.tolist(), contributions
+
+
+def _bin_of_cleaned(
+    bin_of: Callable[[float], int], clean: Callable[[object], float]
+) -> Callable[[object], int]:
+    def bin_of_value(value: object) -> int:
+        return bin_of(clean(value))
+
+    return bin_of_value
 
 
 def clean_matrix(records: Sequence[Mapping[str, object]]) -> np.ndarray:

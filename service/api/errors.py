@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +46,8 @@ INLINE_ERROR_LIMIT: Final = 50
 MAX_QUOTED_CHARS: Final = 60
 _LOGGED_FIELDS: Final = 20
 _FIELDS: Final = frozenset(PredictRequest.model_fields)
+_COLON: Final = ord(":")
+_BRACE: Final = ord("{")
 
 # Pydantic error types, in words (its own messages quote values the Python way).
 _REASONS: Final = {
@@ -192,17 +196,41 @@ def build_rejection(errors: Iterable[dict[str, Any]], total: int) -> tuple[bytes
     return body, summary
 
 
-def screen_batch(raw: bytes) -> None:
+@dataclass(frozen=True, slots=True)
+class BatchShape:
+    """What a batch body's bytes alone say about it, in microseconds and before any parsing.
+
+    `keys` counts the colons (every key is followed by one, whatever the spacing; a colon inside
+    a text value only adds to the count) and `objects` the opening braces: upper bounds on the
+    keys and rows that pydantic would see.
+    """
+
+    keys: int
+    objects: int
+
+    @classmethod
+    def of(cls, raw: bytes) -> BatchShape:
+        # numpy compares bytes several times faster than bytes.count counts one.
+        view = np.frombuffer(raw, dtype=np.uint8)
+        return cls(int(np.count_nonzero(view == _COLON)), int(np.count_nonzero(view == _BRACE)))
+
+    @property
+    def suspicious(self) -> bool:
+        """Some object could have more keys than there are fields, or there are more objects
+        than rows allowed: pydantic could report an error per key or row."""
+        return self.keys > self.objects * len(_FIELDS) or self.objects > MAX_BATCH_ROWS + 1
+
+
+def screen_batch(raw: bytes, shape: BatchShape | None = None) -> None:
     """Refuse a batch whose shape alone would make pydantic report an error per key or row.
 
     Pydantic builds every error it finds: 4 MB of unknown keys are 400,000 errors, seconds of CPU
-    and hundreds of MB. Two byte counts (microseconds) tell whether some object has more keys
+    and hundreds of MB. The body's shape (two byte counts) tells whether some object has more keys
     than there are fields, or there are more objects than rows allowed; only then is the body
     parsed here to count the unknown keys and the rows, and refused with a bounded answer.
     Anything else is left to the request model.
     """
-    keys, objects = raw.count(b'":'), raw.count(b"{")
-    if keys <= objects * len(_FIELDS) and objects <= MAX_BATCH_ROWS + 1:
+    if not (shape or BatchShape.of(raw)).suspicious:
         return
     try:
         data = orjson.loads(raw)

@@ -47,7 +47,7 @@ def test_past_accident_contributes_its_known_effect(client: httpx.Client) -> Non
     assert unknown["contributions"]["PastAccident"] == 0.0
 
 
-@pytest.mark.parametrize("rows", [20, 400])  # inline, and in the worker thread (> 16 KiB)
+@pytest.mark.parametrize("rows", [20, 2_000])  # inline, and in the worker thread (> 1,000 rows)
 def test_explain_on_a_batch(client: httpx.Client, rows: int) -> None:
     # given a batch of varied rows
     body = {"rows": sample_requests(rows, seed=rows)}

@@ -17,7 +17,14 @@ import orjson
 import pytest
 
 from ml.contract import ORIGINAL_API_FIELDS
-from service.api.errors import MAX_ERROR_BODY_BYTES, MAX_REPORTED_ERRORS
+from service.api.errors import (
+    MAX_ERROR_BODY_BYTES,
+    MAX_REPORTED_ERRORS,
+    BatchShape,
+    PrebuiltRejection,
+    screen_batch,
+)
+from service.api.routes.predict import scored_inline
 from service.core.config import Settings
 from service.core.logging import JsonFormatter
 from service.main import create_app
@@ -254,3 +261,38 @@ def test_screened_and_validated_batches_report_unknown_keys_alike(client: httpx.
     # then both name rows[0].k0 the same way, and count every unknown key
     assert validated["detail"][0] == screened["detail"][0], (validated, screened)
     assert (validated["error_count"], screened["error_count"]) == (1, 30)
+
+
+def test_unknown_keys_spaced_from_their_colons_are_screened_too() -> None:
+    # given 4 MB of unknown keys written with a space before each colon, as JSON allows
+    keys = ",".join(f'"k{i}" :0' for i in range(400_000))
+    hostile = f'{{"rows":[{{{keys}}}]}}'.encode()
+    # when the body is screened
+    with pytest.raises(PrebuiltRejection) as refused:
+        screen_batch(hostile)
+    # then it is refused before pydantic could build an error per key, and every key is counted
+    answer = orjson.loads(refused.value.body)
+    assert answer["error_count"] == 400_000
+    assert len(refused.value.body) <= MAX_ERROR_BODY_BYTES
+
+
+@pytest.mark.parametrize(
+    ("rows", "row", "inline"),
+    [
+        (1, ORIGINAL_SAMPLE, True),
+        (1_000, ORIGINAL_SAMPLE, True),  # ~5 ms of work: on the event loop
+        (1_001, ORIGINAL_SAMPLE, False),  # more rows: a worker thread
+        (5_450, {}, False),  # 16 KB that is 38,150 errors: a worker thread
+        (1, {**ORIGINAL_SAMPLE, **{f"k{i}": 0 for i in range(30)}}, False),  # an error storm
+        (1, {**ORIGINAL_SAMPLE, "AnnualPremium": "1" * 300_000}, False),  # over the byte bound
+    ],
+)
+def test_only_small_well_shaped_batches_are_scored_on_the_event_loop(
+    rows: int, row: dict[str, Any], inline: bool
+) -> None:
+    # given a batch body and the default settings
+    raw = orjson.dumps({"rows": [row] * rows})
+    # when the route decides where to score it
+    decided = scored_inline(len(raw), BatchShape.of(raw), Settings())
+    # then only small bodies of at most 1,000 rows that cannot hold an error per key stay inline
+    assert decided is inline
