@@ -151,7 +151,8 @@ def test_the_csv_writer_quotes_and_formats_as_pyarrow_does(tmp_path: Path) -> No
     # given columns with quotes, commas, line ends and nulls, odd floats, and constant columns
     table = pa.table(
         {
-            "id": pa.array(['a"b', "c,d", "e\nf", None, "", "plain"], pa.string()),
+            "id": pa.array(['a"b', "c,d", "e\nf", '""', "", "plain"], pa.string()),
+            "note": pa.array(['x"', None, "y", "", "z,", "w"], pa.string()),
             "flag": pa.array([-128, -1, 0, 1, 127, None], pa.int8()),
             "number": pa.array([1e-7, 1e22, -0.0, float("nan"), float("inf"), None]),
             "constant": pa.array([0.27853391760014073] * 6),
