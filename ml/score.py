@@ -700,8 +700,8 @@ def score_file(
         def score_chunk(chunk: bytes | memoryview) -> tuple[int, list[tuple[Any, Any]], _BadLines]:
             malformed = _BadLines()  # one per piece: pieces are parsed in any order
             batches = _parse_chunk(layout, chunk, malformed)
-            rows = sum(batch.num_rows for batch in batches)
-            return rows, [score_batch(batch) for batch in batches], malformed
+            parsed = sum(batch.num_rows for batch in batches)
+            return parsed, [score_batch(batch) for batch in batches], malformed
 
         def write_block(outputs: list[tuple[Any, Any]]) -> None:
             for scored, refused in outputs:
