@@ -1,12 +1,13 @@
 """Score raw files with the served model, without HTTP: `predict-buy score` and `load_model`.
 
 The input is a raw CSV in the raw layout, dirt included (a local path, or s3://bucket/key, which is
-downloaded to a temporary file first). It is read in blocks with pyarrow's streaming CSV reader, so
-memory stays flat whatever the file's size. Each block is cleaned with the feature contract's own
-`clean_value` (through `ml.features.clean_column`, once per distinct value of a column, as the
-validate stage does), scored with the compiled model whose sha256 was verified against model.json,
-and appended to the output: the row's id, predicted_class, probability, threshold and
-model_version, plus, with `explain`, the base value and one exact contribution per feature group.
+downloaded to a temporary file first). It is cut into pieces of about 2 MiB at line ends, and each
+piece is parsed by pyarrow's CSV reader on a worker thread, so memory stays flat whatever the
+file's size. Each block is cleaned with the feature contract's own `clean_value` (through
+`ml.features.clean_column`, once per distinct value of a column, as the validate stage does),
+scored with the compiled model whose sha256 was verified against model.json, and appended to the
+output: the row's id, predicted_class, probability, threshold and model_version, plus, with
+`explain`, the base value and one exact contribution per feature group.
 
 Rows that break the contract (a value outside it, a blank or non-numeric id, a line with the wrong
 number of fields) go to a rejects file with their reason. Both files are written under temporary
@@ -49,11 +50,14 @@ DEFAULT_MODEL_DIR: Final = Path("models")
 BLOCK_BYTES: Final = 2 << 20  # bytes of CSV per block: ~30k rows; smaller keeps memory flatter
 PROGRESS_EVERY_S: Final = 2.0
 WORKERS: Final = min(4, os.cpu_count() or 1)
+QUEUED: Final = 1  # pieces waiting for a worker, so that none idles
 MEMO_LIMIT: Final = 100_000  # distinct raw values remembered per feature
 REASON_COLUMN: Final = "reason"
 BASE_VALUE_COLUMN: Final = "base_value"
 CONTRIBUTION_PREFIX: Final = "contribution:"
 INPUT_COLUMNS: Final = (ID_COLUMN, *(f.name for f in FEATURES))
+# Read dictionary-encoded: every feature but amounts, which are nearly all distinct.
+_DICTIONARY_COLUMNS: Final = tuple(f.name for f in FEATURES if f.kind is not FeatureKind.MONEY)
 _WHOLE_NUMBER: Final = r"^[+-]?\d+(\.0*)?$"
 # The usual spelling of an amount; bounded lengths keep every match a finite float.
 _PLAIN_AMOUNT: Final = r"^ *£?(\d{1,3}(,\d{3}){1,4}|\d{1,12})(\.\d{1,12})? *$"
@@ -107,7 +111,8 @@ class _Memo:
         self.known: dict[str, tuple[float, str]] = {}
 
     def clean(self, uniques: list[str]) -> tuple[np.ndarray, list[str]]:
-        """Number and reason ("" if valid) of each distinct value, plus a NaN for code -1."""
+        """Number and reason ("" if valid) of each distinct value, plus a NaN after them: the
+        number of a missing cell."""
         new = [u for u in uniques if u not in self.known]
         fresh: dict[str, tuple[float, str]] = {}
         if new:
@@ -144,10 +149,14 @@ class BlockCleaner:
                 problems.setdefault(row, []).append(reason)
             usable[bad_rows] = False
 
-        ids = pc.utf8_trim_whitespace(batch.column(ID_COLUMN))
-        blank_id = pc.equal(ids, "").to_numpy(zero_copy_only=False)
-        bad_id = ~pc.utf8_is_digit(ids).to_numpy(zero_copy_only=False)
-        if bad_id.any():  # "12.0" is a whole number too; the regex only runs where needed
+        ids = batch.column(ID_COLUMN)
+        digits = pc.utf8_is_digit(ids)  # digits only: nothing to trim (the usual case)
+        if not pc.all(digits).as_py():
+            ids = pc.utf8_trim_whitespace(ids)
+            digits = pc.utf8_is_digit(ids)
+        if not pc.all(digits).as_py():  # "12.0" is a whole number too; the regex only runs here
+            bad_id = ~digits.to_numpy(zero_copy_only=False)
+            blank_id = pc.equal(ids, "").to_numpy(zero_copy_only=False)
             whole = pc.match_substring_regex(ids.filter(pa.array(bad_id)), _WHOLE_NUMBER)
             bad_id[bad_id] = ~whole.to_numpy(zero_copy_only=False)
             blank_rows, other_rows = np.flatnonzero(blank_id), np.flatnonzero(bad_id & ~blank_id)
@@ -158,15 +167,26 @@ class BlockCleaner:
             rest = None  # rows the bulk amount parser left for the contract's clean_value
             if feature.kind is FeatureKind.MONEY:
                 matrix[:, j], slow = _plain_amounts(feature, column)
+                if not slow.any():
+                    if bins is not None and model is not None:
+                        bins[:, j] = model.bin_column(j, matrix[:, j])
+                    continue
                 rest = np.flatnonzero(slow)
                 column = column.filter(pa.array(slow))
-            encoded = pc.dictionary_encode(column)
-            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            dictionary = pa.types.is_dictionary(column.type)
+            encoded = column if dictionary else pc.dictionary_encode(column)
             numbers, reasons = memo.clean(encoded.dictionary.to_pylist())
+            # A missing cell (null) is unknown: the NaN that memo.clean appends after the values.
+            indices = encoded.indices
+            if indices.null_count:
+                indices = indices.fill_null(len(encoded.dictionary))
+            codes = indices.to_numpy(zero_copy_only=False)
+            # np.take with mode="clip" skips the bounds check (every code is in range): half the
+            # time of numbers[codes].
             if rest is None:
-                matrix[:, j] = numbers[codes]
+                np.take(numbers, codes, out=matrix[:, j], mode="clip")
                 if bins is not None and model is not None:
-                    bins[:, j] = model.bin_column(j, numbers)[codes]
+                    np.take(model.bin_column(j, numbers), codes, out=bins[:, j], mode="clip")
             else:
                 matrix[rest, j] = numbers[codes]
                 if bins is not None and model is not None:
@@ -189,12 +209,20 @@ def _plain_amounts(feature: Feature, column: pa.Array) -> tuple[np.ndarray, np.n
     `clean_value` returns (a test compares them on dirty values). Returns (numbers, rows left for
     `clean_value`: any other spelling, blanks, out of range).
     """
-    plain = pc.match_substring_regex(column, _PLAIN_AMOUNT).to_numpy(zero_copy_only=False)
-    numbers = np.full(len(column), np.nan)
+    matches = pc.match_substring_regex(column, _PLAIN_AMOUNT)
+    every = pc.all(matches).as_py() is not False  # True on an empty column too
+    plain = None if every else matches.to_numpy(zero_copy_only=False)
     # The plain form has "£" only in front and spaces only around: trimming both, then dropping
     # the commas, leaves the decimal.
-    digits = pc.replace_substring(pc.utf8_trim(column.filter(pa.array(plain)), "£ "), ",", "")
-    numbers[plain] = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+    texts = column if plain is None else column.filter(matches)
+    digits = pc.replace_substring(pc.utf8_trim(texts, "£ "), ",", "")
+    parsed = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+    if plain is None:
+        numbers = parsed.copy()  # writable: out-of-range values are blanked below
+        plain = np.ones(len(column), dtype=bool)
+    else:
+        numbers = np.full(len(column), np.nan)
+        numbers[plain] = parsed
     low, high = feature.bounds
     in_range = plain & (numbers >= low) & (numbers <= high)
     numbers[~in_range] = np.nan
@@ -202,7 +230,16 @@ def _plain_amounts(feature: Feature, column: pa.Array) -> tuple[np.ndarray, np.n
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def _header(path: Path) -> list[str]:
+@dataclass(frozen=True)
+class _Layout:
+    """A raw CSV's header, checked: its column names and where the data lines start."""
+
+    path: Path
+    names: list[str]
+    data_start: int  # byte offset just after the header line
+
+
+def _layout(path: Path) -> _Layout:
     """The header's column names, stripped; ScoreError if the file is not the raw layout."""
     if not path.is_file():
         raise ScoreError(f"{path}: file not found")
@@ -210,6 +247,7 @@ def _header(path: Path) -> list[str]:
         first = handle.readline(1 << 20)
         while first and not first.strip():
             first = handle.readline(1 << 20)
+        data_start = handle.tell()
     if not first.strip():
         raise ScoreError(f"{path}: file is empty (expected a header line and rows)")
     try:
@@ -230,47 +268,106 @@ def _header(path: Path) -> list[str]:
             f"{path}: missing columns {missing}; the raw layout is {RAW_COLUMNS} "
             f"({RAW_COLUMNS[-1]} is not needed to score)"
         )
-    return names
+    return _Layout(path, names, data_start)
 
 
 @dataclass
 class _BadLines:
     """Lines with the wrong number of fields, kept as rejects instead of failing the read."""
 
-    lines: list[tuple[int | None, str, str]] = field(default_factory=list)
+    # (reason, the line's start). Arrow's row numbers count rows of one piece, not file lines.
+    lines: list[tuple[str, str]] = field(default_factory=list)
 
     def handler(self, row: Any) -> str:
         reason = f"malformed line: expected {row.expected_columns} fields, got {row.actual_columns}"
-        self.lines.append((row.number, reason, str(row.text)[:200]))
+        self.lines.append((reason, str(row.text)[:200]))
         return "skip"
 
 
-def read_blocks(path: Path, bad_lines: _BadLines | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream a local raw CSV as blocks of text columns (id and the features)."""
-    names = _header(path)
+def _chunks(layout: _Layout) -> Iterator[bytes | memoryview]:
+    """The data lines after the header, in pieces of about BLOCK_BYTES that end at a line end.
+
+    Pieces end at the last newline they hold, as pyarrow's own block splitting does (its
+    `newlines_in_values=False`); a line longer than a piece makes that piece longer. Reading is
+    only this; parsing a piece (`_parse_chunk`) can then run in any thread, so that several
+    pieces are parsed at once. Memory: one piece.
+    """
+    with layout.path.open("rb", buffering=0) as handle:  # unbuffered: one copy, the read
+        position = layout.data_start
+        size = BLOCK_BYTES
+        while True:
+            handle.seek(position)
+            piece = handle.read(size)
+            while piece and len(piece) < size:  # a short read before the end of the file
+                more = handle.read(size - len(piece))
+                if not more:
+                    break
+                piece += more
+            if len(piece) < size:  # the end of the file
+                if piece:
+                    yield piece
+                return
+            end = piece.rfind(b"\n") + 1
+            if end == 0:  # no line end yet: read a longer piece
+                size *= 2
+                continue
+            yield memoryview(piece)[:end]
+            position += end
+            size = BLOCK_BYTES
+
+
+def _parse_chunk(
+    layout: _Layout, chunk: bytes | memoryview, bad_lines: _BadLines | None = None
+) -> list[pa.RecordBatch]:
+    """The text columns (id and the features) of one piece of data lines; ScoreError if it is
+    not CSV text. Lines with the wrong number of fields go to `bad_lines`."""
+    # The features with few distinct values come dictionary-encoded from the reader (the
+    # cleaner works on distinct values anyway); as bytes, so that only the distinct values are
+    # checked for UTF-8 (by _as_text), not every cell.
+    column_types = dict.fromkeys(layout.names, pa.string())
+    column_types.update(dict.fromkeys(_DICTIONARY_COLUMNS, pa.dictionary(pa.int32(), pa.binary())))
     options = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(names, pa.string()),
+        column_types=column_types,
         include_columns=list(INPUT_COLUMNS),
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES)
+    # One block for the whole piece, and no threads of Arrow's own: the caller runs pieces in
+    # parallel.
+    read = pacsv.ReadOptions(
+        column_names=layout.names, block_size=len(chunk) + 1, use_threads=False
+    )
     parse = pacsv.ParseOptions(invalid_row_handler=bad_lines.handler if bad_lines else None)
     try:
-        # A Python file, not the path: Arrow's own files read ahead up to ~160 MB of a large
-        # input; through a Python file its readahead stays at a few blocks (~25 MB).
-        with path.open("rb") as handle:
-            reader = pacsv.open_csv(
-                handle, read_options=read, parse_options=parse, convert_options=options
-            )
-            for batch in reader:
-                if batch.num_rows:
-                    yield batch
+        table = pacsv.read_csv(
+            pa.py_buffer(chunk), read_options=read, parse_options=parse, convert_options=options
+        )
+        return [_as_text(batch) for batch in table.to_batches() if batch.num_rows]
     except pa.ArrowInvalid as error:
         detail = str(error)
         if "UTF8" in detail or "utf8" in detail.lower():
             detail = "not UTF-8 text; save the file as UTF-8"
-        raise ScoreError(f"{path}: not a readable CSV ({detail})") from error
+        raise ScoreError(f"{layout.path}: not a readable CSV ({detail})") from error
+
+
+def read_blocks(path: Path, bad_lines: _BadLines | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a local raw CSV as blocks of text columns (id and the features; the features
+    with few distinct values dictionary-encoded)."""
+    layout = _layout(path)
+    for chunk in _chunks(layout):
+        yield from _parse_chunk(layout, chunk, bad_lines)
+
+
+def _as_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with its dictionary columns' values turned into text (ArrowInvalid unless
+    UTF-8)."""
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_dictionary(column.type):
+            text = column.dictionary.cast(pa.string())
+            column = pa.DictionaryArray.from_arrays(column.indices, text, safe=False)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 @contextmanager
@@ -376,7 +473,11 @@ def load_model(model_dir: Path | str = DEFAULT_MODEL_DIR) -> ScoringModel:
 
 # -- writing ---------------------------------------------------------------------------------------
 class _TableSink:
-    """Writes Arrow tables to a temporary file beside `path`: CSV, or Parquet for *.parquet."""
+    """Writes Arrow tables to a temporary file beside `path`: CSV, or Parquet for *.parquet.
+
+    `prepare` does what can be done before the file's turn (casting, formatting) and may run in
+    any thread; `write` takes its result, in file order.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -385,18 +486,22 @@ class _TableSink:
         self.path, self.temporary, self.schema = path, Path(name), schema
         self.rows = 0
         self._open = True
-        if path.suffix == ".parquet":
+        self._writer: Any = self._open_writer()
+
+    def _open_writer(self) -> Any:
+        if self.path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            self._writer: Any = pq.ParquetWriter(self.temporary, schema)
-        else:
-            self._writer = pacsv.CSVWriter(
-                self.temporary, schema, write_options=pacsv.WriteOptions(quoting_style="needed")
-            )
+            return pq.ParquetWriter(self.temporary, self.schema)
+        options = pacsv.WriteOptions(quoting_style="needed")
+        return pacsv.CSVWriter(self.temporary, self.schema, write_options=options)
 
-    def write(self, table: pa.Table) -> None:
-        self._writer.write_table(table.cast(self.schema))
-        self.rows += table.num_rows
+    def prepare(self, table: pa.Table) -> Any:
+        return table.cast(self.schema)
+
+    def write(self, prepared: Any) -> None:
+        self._writer.write_table(prepared)
+        self.rows += len(prepared)
 
     def close(self) -> None:
         if self._open:
@@ -413,6 +518,99 @@ class _TableSink:
             self.close()
         finally:
             self.temporary.unlink(missing_ok=True)
+
+
+class _CsvLinesSink(_TableSink):
+    """The scores as CSV, byte for byte as pyarrow's CSV writer (quoting_style="needed") writes
+    them, but each line is assembled by one Arrow kernel and columns whose value is the same on
+    every row (`constants`: threshold, model_version, base_value) are formatted once.
+
+    Formatting a float per row is most of a CSV writer's work: the threshold alone cost as much
+    as the probability.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, constants: dict[str, float | str]) -> None:
+        self._texts = {
+            name: _csv_cells(pa.array([value], schema.field(name).type))[0].as_py()
+            for name, value in constants.items()
+        }
+        super().__init__(path, schema)
+
+    def _open_writer(self) -> Any:
+        handle = self.temporary.open("wb")
+        header = _csv_cells(pa.array(self.schema.names, pa.string())).to_pylist()
+        handle.write((",".join(header) + "\n").encode())
+        return handle
+
+    def prepare(self, table: pa.Table) -> pa.StringArray:
+        """The lines of `table` (without the constant columns), each ending in a newline."""
+        pieces: list[Any] = []  # texts and columns of text, joined row by row
+
+        def text(constant: str) -> None:  # neighbouring texts as one: fewer kernel arguments
+            if pieces and isinstance(pieces[-1], str):
+                pieces[-1] += constant
+            else:
+                pieces.append(constant)
+
+        for position, field_ in enumerate(self.schema):
+            if position:
+                text(",")
+            if field_.name in self._texts:
+                text(self._texts[field_.name])
+                continue
+            column = table.column(field_.name).combine_chunks().cast(field_.type)
+            if column.null_count:
+                pieces.append(_csv_cells(column))
+            elif pa.types.is_string(field_.type):  # quoted, the quotes joined to their neighbours
+                if pc.any(pc.match_substring(column, '"')).as_py():
+                    column = pc.replace_substring(column, '"', '""')
+                text('"')
+                pieces.append(column)
+                text('"')
+            elif pa.types.is_int8(field_.type):  # looked up below, not formatted
+                pieces.append(pa.array(column.to_numpy().view(np.uint8)))
+            else:
+                pieces.append(pc.cast(column, pa.string()))
+        text("\n")
+        # An int8 column's cells are looked up among the 256 texts an int8 can have, with the
+        # texts on either side of it in the line: one column fewer for the join to copy.
+        for k, piece in enumerate(pieces):
+            if isinstance(piece, pa.UInt8Array):
+                before = pieces[k - 1] if k and isinstance(pieces[k - 1], str) else ""
+                after = (
+                    pieces[k + 1] if k + 1 < len(pieces) and isinstance(pieces[k + 1], str) else ""
+                )
+                texts = pa.array([before + cell + after for cell in _INT8_TEXTS])
+                pieces[k] = texts.take(piece)
+                if before:
+                    pieces[k - 1] = ""
+                if after:
+                    pieces[k + 1] = ""
+        return pc.binary_join_element_wise(*[p for p in pieces if not isinstance(p, str) or p], "")
+
+    def write(self, prepared: Any) -> None:
+        if len(prepared):
+            # The lines are consecutive in the array's data buffer: written as they lie.
+            _, offsets, data = prepared.buffers()
+            bounds = np.frombuffer(offsets, np.int32, len(prepared) + 1, 4 * prepared.offset)
+            self._writer.write(data[int(bounds[0]) : int(bounds[-1])])
+        self.rows += len(prepared)
+
+
+# The text of every int8, at the position of its bits read as uint8.
+_INT8_TEXTS: Final = [str(v) for v in np.arange(256, dtype=np.uint8).view(np.int8).tolist()]
+
+
+def _csv_cells(column: pa.Array) -> pa.StringArray:
+    """The cells of one column as pyarrow's CSV writer (quoting_style="needed") writes them:
+    text quoted, its quotes doubled; numbers as Arrow formats them; a null, an empty cell."""
+    if pa.types.is_string(column.type):
+        if pc.any(pc.match_substring(column, '"')).as_py():
+            column = pc.replace_substring(column, '"', '""')
+        text = pc.binary_join_element_wise('"', column, '"', "")
+    else:
+        text = pc.cast(column, pa.string())
+    return text.fill_null("") if text.null_count else text
 
 
 def rejects_path_for(output: Path) -> Path:
@@ -464,51 +662,70 @@ def score_file(
     started = time.perf_counter()
     last_report = started
     rows = 0
-    bad_lines = _BadLines()
     with ExitStack() as stack:
         path = stack.enter_context(local_input(source, endpoint_url))
-        blocks = read_blocks(path, bad_lines)
-        out = _TableSink(output, pa.schema(fields))
+        layout = _layout(path)
+        if output.suffix == ".parquet":
+            out = _TableSink(output, pa.schema(fields))
+        else:
+            constants: dict[str, float | str] = {
+                "threshold": model.threshold,
+                "model_version": model.version,
+            }
+            if explain:
+                constants[BASE_VALUE_COLUMN] = model.model.intercept
+            out = _CsvLinesSink(output, pa.schema(fields), constants)
         stack.callback(out.discard)
         bad = _TableSink(rejects, reject_schema)
         stack.callback(bad.discard)
         cleaner = BlockCleaner(model.model)
+        bad_lines: list[tuple[str, str]] = []
 
-        def score_block(batch: pa.RecordBatch) -> tuple[int, pa.Table, pa.Table | None]:
+        def score_batch(batch: pa.RecordBatch) -> tuple[Any, Any]:
             block = cleaner.clean(batch)
             usable = block.usable
             assert block.bins is not None  # noqa: S101 -- the cleaner was given the model
-            bins = block.bins if usable.all() else np.asfortranarray(block.bins[usable])
+            every = bool(usable.all())
+            bins = block.bins if every else np.asfortranarray(block.bins[usable])
             columns = model.predict_bins(bins, explain)
-            table = pa.table({ID_COLUMN: block.ids.filter(pa.array(usable)), **columns})
+            ids = block.ids if every else block.ids.filter(pa.array(usable))
+            scored = out.prepare(pa.table({ID_COLUMN: ids, **columns}))
             refused = None
-            if not usable.all():
+            if not every:
                 reasons = pa.array(block.reasons_of_refused(), pa.string())
                 refused = pa.Table.from_batches([block.raw.filter(pa.array(~usable))])
-                refused = refused.append_column(REASON_COLUMN, reasons)
-            return batch.num_rows, table, refused
+                refused = bad.prepare(refused.append_column(REASON_COLUMN, reasons))
+            return scored, refused
 
-        def write_block(table: pa.Table, refused: pa.Table | None) -> None:
-            out.write(table)
-            if refused is not None:
-                bad.write(refused)
+        def score_chunk(chunk: bytes | memoryview) -> tuple[int, list[tuple[Any, Any]], _BadLines]:
+            malformed = _BadLines()  # one per piece: pieces are parsed in any order
+            batches = _parse_chunk(layout, chunk, malformed)
+            parsed = sum(batch.num_rows for batch in batches)
+            return parsed, [score_batch(batch) for batch in batches], malformed
 
-        # Blocks are scored by WORKERS threads and written by one more, in input order (Arrow
-        # and numpy release the GIL, so reading, scoring and writing overlap). At most
-        # WORKERS + 2 blocks are in flight, so memory stays flat.
+        def write_block(outputs: list[tuple[Any, Any]]) -> None:
+            for scored, refused in outputs:
+                out.write(scored)
+                if refused is not None:
+                    bad.write(refused)
+
+        # Pieces of the file are parsed and scored by WORKERS threads and written by one more,
+        # in input order (Arrow and numpy release the GIL, so reading, scoring and writing
+        # overlap). At most WORKERS + QUEUED + 3 pieces are in flight, so memory stays flat.
         with (
             ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="score") as pool,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer,
         ):
-            pending: deque[Future[tuple[int, pa.Table, pa.Table | None]]] = deque()
+            pending: deque[Future[tuple[int, list[tuple[Any, Any]], _BadLines]]] = deque()
             written: deque[Future[None]] = deque()
-            for batch in itertools.chain(blocks, [None]):
-                if batch is not None:
-                    pending.append(pool.submit(score_block, batch))
-                while pending and (batch is None or len(pending) > WORKERS):
-                    block_rows, table, refused = pending.popleft().result()
+            for chunk in itertools.chain(_chunks(layout), [None]):
+                if chunk is not None:
+                    pending.append(pool.submit(score_chunk, chunk))
+                while pending and (chunk is None or len(pending) > WORKERS + QUEUED):
+                    block_rows, outputs, malformed = pending.popleft().result()
                     rows += block_rows
-                    written.append(writer.submit(write_block, table, refused))
+                    bad_lines += malformed.lines
+                    written.append(writer.submit(write_block, outputs))
                     while len(written) > 1:
                         written.popleft().result()
                 now = time.perf_counter()
@@ -517,11 +734,11 @@ def score_file(
                     last_report = now
             while written:
                 written.popleft().result()
-        for number, reason, text in bad_lines.lines:
-            where = f"line {number}: " if number else ""
+        for reason, text in bad_lines:
             cells = {name: [""] for name in INPUT_COLUMNS}
-            bad.write(pa.table({**cells, REASON_COLUMN: [f"{where}{reason}: {text!r}"]}))
-        rows += len(bad_lines.lines)
+            line = pa.table({**cells, REASON_COLUMN: [f"{reason}: {text!r}"]})
+            bad.write(bad.prepare(line))
+        rows += len(bad_lines)
         if rows == 0:
             raise ScoreError(f"{source}: has a header but no data rows")
         out.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Iterator
@@ -11,6 +12,9 @@ import boto3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -22,9 +26,13 @@ from ml.score import (
     BASE_VALUE_COLUMN,
     CONTRIBUTION_PREFIX,
     REASON_COLUMN,
+    BlockCleaner,
     ScoreError,
+    _BadLines,
+    _CsvLinesSink,
     _plain_amounts,
     load_model,
+    read_blocks,
     rejects_path_for,
     score_file,
     scores_to_frame,
@@ -119,8 +127,51 @@ def test_parquet_output_holds_the_same_scores(
     score_file(str(dirty_file), tmp_path / "b.parquet", model)
     # then both files hold the same rows and values
     csv_scores, parquet_scores = (scores_to_frame(tmp_path / n) for n in ("a.csv", "b.parquet"))
-    assert pa.parquet.read_schema(tmp_path / "b.parquet").names == OUTPUT_COLUMNS  # type: ignore[attr-defined]
+    assert pq.read_schema(tmp_path / "b.parquet").names == OUTPUT_COLUMNS
     pd.testing.assert_frame_equal(csv_scores, parquet_scores, check_dtype=False)
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_the_csv_output_is_what_pyarrows_csv_writer_writes(
+    dirty_file: Path, model_dir: Path, tmp_path: Path, explain: bool
+) -> None:
+    # given the same input scored to CSV and to Parquet
+    model = load_model(model_dir)
+    score_file(str(dirty_file), tmp_path / "s.csv", model, explain=explain)
+    score_file(str(dirty_file), tmp_path / "s.parquet", model, explain=explain)
+    # when the Parquet rows are written by pyarrow's own CSV writer (quoting what needs it)
+    expected = io.BytesIO()
+    options = pacsv.WriteOptions(quoting_style="needed")
+    pacsv.write_csv(pq.read_table(tmp_path / "s.parquet"), expected, write_options=options)
+    # then the scorer's CSV has the very same bytes
+    assert (tmp_path / "s.csv").read_bytes() == expected.getvalue()
+
+
+def test_the_csv_writer_quotes_and_formats_as_pyarrow_does(tmp_path: Path) -> None:
+    # given columns with quotes, commas, line ends and nulls, odd floats, and constant columns
+    table = pa.table(
+        {
+            "id": pa.array(['a"b', "c,d", "e\nf", '""', "", "plain"], pa.string()),
+            "note": pa.array(['x"', None, "y", "", "z,", "w"], pa.string()),
+            "flag": pa.array([-128, -1, 0, 1, 127, None], pa.int8()),
+            "number": pa.array([1e-7, 1e22, -0.0, float("nan"), float("inf"), None]),
+            "constant": pa.array([0.27853391760014073] * 6),
+            "version": pa.array(['1.0 "beta", 2'] * 6),
+        }
+    )
+    constants = {"constant": 0.27853391760014073, "version": '1.0 "beta", 2'}
+    # when the scores' CSV writer writes it (constants given once) in two blocks
+    sink = _CsvLinesSink(tmp_path / "out.csv", table.schema, constants)
+    for part in (table.slice(0, 4), table.slice(4)):
+        sink.write(sink.prepare(part.drop_columns(list(constants))))
+    sink.close()
+    sink.commit()
+    # then the file is byte for byte what pyarrow's CSV writer writes
+    expected = io.BytesIO()
+    options = pacsv.WriteOptions(quoting_style="needed")
+    pacsv.write_csv(table, expected, write_options=options)
+    assert (tmp_path / "out.csv").read_bytes() == expected.getvalue()
+    assert sink.rows == 6
 
 
 def test_explain_columns_add_up_to_the_logit(
@@ -169,6 +220,8 @@ AMOUNTS = [
     "1,2,3", "£ 1,623.85", "£1,623.85\t", "1e3", "-5", "+5", "", "   ", "£", "02630.50",
     "12,34.5", "£1,623,85", "1623.", ".5", "£0.00", "999999.999999", "1,000", "£9,999,999",
     "123456789012.5", "1,623.85£",
+    "£1,623.85 £", "£+5", " £ 5", "5,000.00.00", "1,000,000", "1000000.000001", "0,123", "£٣",
+    "£1,000,000", "1 000", "£1,623.8500000000001", "nan", "inf", "1_000", "£-0", "0000.5",
 ]  # fmt: skip
 
 
@@ -188,6 +241,95 @@ def test_bulk_amount_parsing_agrees_with_the_contract() -> None:
             continue  # clean_value reads it; the bulk path only takes the plain spelling
         assert number == expected, f"{text!r}: bulk {number!r}, contract {expected!r}"
     assert not left[0] and not left[1], "the usual spellings take the bulk path"
+
+
+def test_bulk_amount_parsing_of_a_column_of_plain_amounts_only() -> None:
+    # given only the usual spellings (the path where no row is left for clean_value), and none
+    feature = FEATURES_BY_NAME["AnnualPremium"]
+    rng = np.random.default_rng(4)
+    amounts = [f"£{v:,.2f} " for v in rng.uniform(0, 2e6, 1_000)]
+    numbers, left = _plain_amounts(feature, pa.array(amounts))
+    # then every amount in range is the contract's float, and those beyond it are left
+    for text, number, slow in zip(amounts, numbers, left, strict=True):
+        if slow:
+            with pytest.raises(ContractError, match="out of range"):
+                feature.clean_value(text)
+        else:
+            assert number == feature.clean_value(text), text
+    assert 0 < left.sum() < len(amounts), "the table has amounts in and out of range"
+    empty_numbers, empty_left = _plain_amounts(feature, pa.array([], pa.string()))
+    assert len(empty_numbers) == len(empty_left) == 0
+
+
+def test_the_cleaner_reads_dictionary_and_text_columns_alike(dirty_file: Path) -> None:
+    # given a block as read (features with few values dictionary-encoded) and as plain text
+    batch = next(read_blocks(dirty_file, _BadLines()))
+    assert pa.types.is_dictionary(batch.column("Gender").type), "the reader encodes them"
+    text = pa.RecordBatch.from_arrays(
+        [pc.cast(column, pa.string()) for column in batch.columns], names=batch.schema.names
+    )
+    # when both are cleaned
+    encoded, plain = BlockCleaner().clean(batch), BlockCleaner().clean(text)
+    # then the numbers, usable rows and reasons are the same
+    np.testing.assert_array_equal(encoded.matrix, plain.matrix)
+    assert np.array_equal(encoded.usable, plain.usable)
+    assert encoded.problems == plain.problems and encoded.problems, "some rows break the contract"
+
+
+def _with_malformed_lines(frame: pd.DataFrame, newline: str, last_newline: bool) -> bytes:
+    """The rows as CSV text with three malformed lines among them (13, 11 and 14 fields)."""
+    lines = frame.to_csv(index=False).splitlines()
+    lines.insert(40, "1,Male,40.0,1.0,28.0,0.0,1-2 Year,Yes,100.0,26,10,0,extra")
+    lines.insert(150, "2,Male,40.0,1.0,28.0,0.0,1-2 Year,Yes,100.0,26,10")
+    lines.append("3,Male,40.0,1.0,28.0,0.0,1-2 Year,Yes,100.0,26,10,0,a,b")
+    return (newline.join(lines) + (newline if last_newline else "")).encode()
+
+
+@pytest.mark.parametrize("block_bytes", [50, 3_000, 1 << 20])
+@pytest.mark.parametrize(("newline", "last_newline"), [("\n", True), ("\r\n", False)])
+def test_the_file_is_scored_alike_whatever_its_pieces(
+    raw_frame: pd.DataFrame,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    block_bytes: int,
+    newline: str,
+    last_newline: bool,
+) -> None:
+    # given rows with malformed lines, and pieces smaller than a line, of a few lines, or all
+    source = tmp_path / "in.csv"
+    source.write_bytes(_with_malformed_lines(raw_frame.head(300), newline, last_newline))
+    model = load_model(model_dir)
+    # when the file is scored in pieces of that size
+    monkeypatch.setattr("ml.score.BLOCK_BYTES", block_bytes)
+    summary = score_file(str(source), tmp_path / "out.csv", model)
+    # then every row is scored once, in input order, as the one-row path scores it
+    scores = scores_to_frame(tmp_path / "out.csv")
+    assert scores[ID_COLUMN].tolist() == raw_frame[ID_COLUMN].head(300).tolist()
+    compiled, _ = load_serving_model(model_dir)
+    expected = [compiled.predict_proba_record(r) for r in raw_frame.head(300).to_dict("records")]
+    assert scores["probability"].tolist() == expected
+    # and the malformed lines are rejected in the order they come
+    rejects = pd.read_csv(rejects_path_for(tmp_path / "out.csv"), dtype=str)
+    got = [reason.split(": '")[0] for reason in rejects[REASON_COLUMN]]
+    assert got == [f"malformed line: expected 12 fields, got {n}" for n in (13, 11, 14)]
+    assert (summary.rows, summary.scored, summary.rejected) == (303, 300, 3)
+
+
+def test_blank_lines_before_the_header_are_skipped(
+    raw_frame: pd.DataFrame, model_dir: Path, tmp_path: Path
+) -> None:
+    # given the same rows with and without blank lines before the header
+    rows = raw_frame.head(50).to_csv(index=False)
+    (tmp_path / "plain.csv").write_text(rows)
+    (tmp_path / "blank.csv").write_text("\n \n" + rows)
+    model = load_model(model_dir)
+    # when both are scored
+    summary = score_file(str(tmp_path / "blank.csv"), tmp_path / "blank.out.csv", model)
+    score_file(str(tmp_path / "plain.csv"), tmp_path / "plain.out.csv", model)
+    # then the header is not read as a row: the same scores, nothing rejected
+    assert (summary.scored, summary.rejected) == (50, 0)
+    assert (tmp_path / "blank.out.csv").read_bytes() == (tmp_path / "plain.out.csv").read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -222,15 +364,23 @@ def test_header_only_and_missing_files_are_refused(
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        b"1,Male,\xff\xfe,1,1,1,1,1,1,1,1,1\n",  # a feature read dictionary-encoded (Age)
+        b"\xff1,Male,40,1,1,1,1,1,1,1,1,1\n",  # the id
+        b"1,Male,40,1,1,1,1,1,\xfe1,1,1,1\n",  # an amount
+    ],
+)
 def test_a_failure_midway_leaves_the_previous_output_untouched(
-    tmp_path: Path, model_dir: Path, raw_frame: pd.DataFrame
+    tmp_path: Path, model_dir: Path, raw_frame: pd.DataFrame, bad_line: bytes
 ) -> None:
     # given an earlier output, and an input whose bytes turn invalid far into the file
     output = tmp_path / "scores.csv"
     output.write_text("earlier scores\n")
     source = tmp_path / "in.csv"
     big = pd.concat([raw_frame] * 30, ignore_index=True)
-    source.write_bytes(big.to_csv(index=False).encode() + b"1,Male,\xff\xfe,1,1,1,1,1,1,1,1,1\n")
+    source.write_bytes(big.to_csv(index=False).encode() + bad_line)
     # when scoring fails on them
     with pytest.raises(ScoreError, match="not UTF-8"):
         score_file(str(source), output, load_model(model_dir))
