@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from ml.artefact import write_atomic
+from ml.cleaning import clean_column
 from ml.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, TARGET
-from ml.features import clean_column
 from ml.params import ValidateParams, load_params
 from ml.paths import (
     RAW_DIR,

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ml.artefact import load_serving_model
+from ml.cleaning import plain_amounts
 from ml.cli import app
 from ml.contract import FEATURES_BY_NAME, ID_COLUMN, ContractError, clean_row
 from ml.data import generate_dataset
@@ -23,7 +24,6 @@ from ml.score import (
     CONTRIBUTION_PREFIX,
     REASON_COLUMN,
     ScoreError,
-    _plain_amounts,
     load_model,
     rejects_path_for,
     score_file,
@@ -177,7 +177,7 @@ def test_bulk_amount_parsing_agrees_with_the_contract() -> None:
     feature = FEATURES_BY_NAME["AnnualPremium"]
     rng = np.random.default_rng(3)
     amounts = AMOUNTS + [f"£{v:,.2f} " for v in rng.uniform(0, 2e6, 2_000)]
-    numbers, left = _plain_amounts(feature, pa.array(amounts))
+    numbers, left = plain_amounts(feature, pa.array(amounts))
     for text, number, slow in zip(amounts, numbers, left, strict=True):
         try:
             expected = feature.clean_value(text)
