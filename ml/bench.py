@@ -242,10 +242,12 @@ def bench_memory(rows: int) -> None:
             code = (
                 "import resource, subprocess, sys; "
                 f"subprocess.run([{dvc!r}, 'repro', '-q', '-s', {stage!r}], check=True); "
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+                "print('peak_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
             )
             seconds, output = _timed([sys.executable, "-c", code], project)
-            peaks[stage] = (int(output.strip().splitlines()[-1]) / 1024, seconds)
+            # The stage's progress lines (stderr) come with the output: the peak has its label.
+            peak = [line.split()[1] for line in output.splitlines() if line.startswith("peak_kib ")]
+            peaks[stage] = (int(peak[-1]) / 1024, seconds)
     summary = ", ".join(f"{s} {mib:,.0f} MiB ({sec:.0f} s)" for s, (mib, sec) in peaks.items())
     worst = max(mib for mib, _ in peaks.values())
     print(f"peak per stage: {summary}; largest {worst:,.0f} MiB (target < 1024 MiB; {load()})")

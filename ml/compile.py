@@ -111,9 +111,18 @@ def _merge_equal_bins(
     return FeatureBins(edges), np.ascontiguousarray(merged)
 
 
-def check_exact(pipeline: Pipeline, compiled: CompiledModel, matrix: np.ndarray) -> float:
-    """Largest difference in probability between the pipeline's model and the tables."""
-    expected = pipeline[-1].predict_proba(matrix)[:, 1]
+def check_exact(
+    pipeline: Pipeline,
+    compiled: CompiledModel,
+    matrix: np.ndarray,
+    known: np.ndarray | None = None,
+) -> float:
+    """Largest difference in probability between the pipeline's model and the tables.
+
+    `known`: the model's probabilities of the first rows of `matrix`, already computed."""
+    done = 0 if known is None else len(known)
+    scored = pipeline[-1].predict_proba(matrix[done:])[:, 1]
+    expected = scored if known is None else np.concatenate([known, scored])
     actual = compiled.predict_proba(matrix)
     return float(np.max(np.abs(expected - actual)))
 
@@ -134,13 +143,21 @@ def random_rows(compiled: CompiledModel, n_rows: int, seed: int) -> np.ndarray:
 
 
 def compile_pipeline(
-    pipeline: Pipeline, partition: Sequence[Sequence[int]], check_matrix: np.ndarray, seed: int = 0
+    pipeline: Pipeline,
+    partition: Sequence[Sequence[int]],
+    check_matrix: np.ndarray,
+    seed: int = 0,
+    check_probability: np.ndarray | None = None,
 ) -> tuple[CompiledModel, float]:
     """Compile the pipeline's classifier and prove the tables reproduce it on the given rows and
-    on random rows across all bins. Returns the model and the largest difference seen."""
+    on random rows across all bins. Returns the model and the largest difference seen.
+
+    `check_probability`: the pipeline's own probabilities of `check_matrix`, when the caller has
+    them already (training scored those rows to choose the threshold), so they are not computed
+    twice."""
     compiled = compile_model(pipeline[-1], partition)
     rows = np.vstack([check_matrix, random_rows(compiled, 20_000, seed)])
-    difference = check_exact(pipeline, compiled, rows)
+    difference = check_exact(pipeline, compiled, rows, check_probability)
     if difference > EXACTNESS_TOLERANCE:
         raise CompileError(
             f"compiled tables differ from the fitted model by up to {difference:.3g} in "

@@ -153,7 +153,9 @@ def _written(draw: dict[str, np.ndarray], rows: slice) -> pd.DataFrame:
     """The raw text of some rows of a draw, dirt included, in the raw layout."""
 
     def written(name: str, as_float: bool) -> np.ndarray:
-        text = np.char.mod("%.1f" if as_float else "%d", draw[name][rows]).astype(object)
+        # Each distinct value is formatted once (these columns hold a few dozen), then spread.
+        distinct, where = np.unique(draw[name][rows], return_inverse=True)
+        text = np.char.mod("%.1f" if as_float else "%d", distinct).astype(object)[where]
         if f"blank_{name}" in draw:
             text[draw[f"blank_{name}"][rows]] = ""
         return text

@@ -1,21 +1,23 @@
 """Cleaning raw columns into the model's numbers, and the scikit-learn step that does it.
 
-`clean_column` applies the contract's per-value cleaning once per distinct value of a column (raw
-files repeat values heavily), so it is fast and is exactly the function that serving applies to a
-request. `RawFeatureCleaner` is the first step of the fitted pipeline: whatever reaches the model,
-in training or in serving, was cleaned by it.
+`clean_column` (ml/cleaning.py, re-exported here) applies the contract's per-value cleaning once per
+distinct value of a column (raw files repeat values heavily), so it is fast and is exactly the
+function that serving applies to a request. `RawFeatureCleaner` is the first step of the fitted
+pipeline: whatever reaches the model, in training or in serving, was cleaned by it.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ml.contract import FEATURE_NAMES, FEATURES, ID_COLUMN, TARGET, ContractError, Feature
+from ml.cleaning import clean_column
+from ml.contract import FEATURE_NAMES, FEATURES, ID_COLUMN, TARGET, ContractError
+
+__all__ = ["RawFeatureCleaner", "clean_column", "read_validated"]
 
 
 def read_validated(
@@ -29,39 +31,6 @@ def read_validated(
     frame = pd.read_csv(path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[])
     labels = frame[TARGET].astype(str).astype(int).to_numpy()
     return frame, frame[list(FEATURE_NAMES)], labels
-
-
-def clean_column(feature: Feature, column: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """Clean one raw column: (numbers with NaN for unknown, reason per row or None when valid)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        # Files are read as categories (ml.validate.read_raw_csv): clean each category once and
-        # spread the results by code, without building a Python object per cell.
-        categories = list(column.cat.categories)
-        values, reasons = _clean_values(feature, categories)
-        codes = column.cat.codes.to_numpy()
-        numbers = np.append(np.array(values, dtype=np.float64), np.nan)[codes]
-        labels = np.array([*reasons, None], dtype=object)[codes]
-        return numbers, pd.Series(labels, index=column.index, dtype=object)
-    distinct = list(pd.unique(column))
-    values, reasons = _clean_values(feature, distinct)
-    numbers = column.map(dict(zip(distinct, values, strict=True)))
-    return (
-        numbers.to_numpy(dtype=np.float64, na_value=np.nan),
-        column.map(dict(zip(distinct, reasons, strict=True))),
-    )
-
-
-def _clean_values(feature: Feature, raw_values: list) -> tuple[list[float], list[str | None]]:
-    values: list[float] = []
-    reasons: list[str | None] = []
-    for raw in raw_values:
-        try:
-            values.append(feature.clean_value(raw))
-            reasons.append(None)
-        except ContractError as error:
-            values.append(math.nan)
-            reasons.append(error.reason)
-    return values, reasons
 
 
 class RawFeatureCleaner(TransformerMixin, BaseEstimator):

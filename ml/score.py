@@ -4,7 +4,7 @@ The input is a raw CSV in the raw layout, dirt included (a local path, or s3://b
 downloaded to a temporary file first). It is cut into pieces of about 2 MiB at line ends, and each
 piece is parsed by pyarrow's CSV reader on a worker thread, so memory stays flat whatever the
 file's size. Each block is cleaned with the feature contract's own `clean_value` (through
-`ml.features.clean_column`, once per distinct value of a column, as the validate stage does),
+`ml.cleaning.clean_column`, once per distinct value of a column, as the validate stage does),
 scored with the compiled model whose sha256 was verified against model.json, and appended to the
 output: the row's id, predicted_class, probability, threshold and model_version, plus, with
 `explain`, the base value and one exact contribution per feature group.
@@ -41,9 +41,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ml.artefact import ArtefactError, ModelMetadata, load_serving_model
+from ml.cleaning import clean_column, plain_amounts
 from ml.compiled import CompiledModel
 from ml.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, ContractError, Feature, FeatureKind
-from ml.features import clean_column
 from ml.progress import say
 
 DEFAULT_MODEL_DIR: Final = Path("models")
@@ -59,8 +59,6 @@ INPUT_COLUMNS: Final = (ID_COLUMN, *(f.name for f in FEATURES))
 # Read dictionary-encoded: every feature but amounts, which are nearly all distinct.
 _DICTIONARY_COLUMNS: Final = tuple(f.name for f in FEATURES if f.kind is not FeatureKind.MONEY)
 _WHOLE_NUMBER: Final = r"^[+-]?\d+(\.0*)?$"
-# The usual spelling of an amount; bounded lengths keep every match a finite float.
-_PLAIN_AMOUNT: Final = r"^ *£?(\d{1,3}(,\d{3}){1,4}|\d{1,12})(\.\d{1,12})? *$"
 
 
 class ScoreError(ValueError):
@@ -166,7 +164,7 @@ class BlockCleaner:
             column = batch.column(feature.name)
             rest = None  # rows the bulk amount parser left for the contract's clean_value
             if feature.kind is FeatureKind.MONEY:
-                matrix[:, j], slow = _plain_amounts(feature, column)
+                matrix[:, j], slow = plain_amounts(feature, column)
                 if not slow.any():
                     if bins is not None and model is not None:
                         bins[:, j] = model.bin_column(j, matrix[:, j])
@@ -197,36 +195,6 @@ class BlockCleaner:
                 rows_bad = bad if rest is None else rest[bad]
                 refuse(rows_bad, [f"{feature.name}: {reasons[c]}" for c in codes[bad].tolist()])
         return CleanBlock(ids, batch, matrix, usable, problems, bins)
-
-
-def _plain_amounts(feature: Feature, column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The common spelling of amounts ("£1,623.85 ", "2630.0") parsed in bulk by Arrow.
-
-    Every amount has its own text, so the per-distinct-value cleaning would call `clean_value`
-    for nearly every row. Texts of the plain form (ASCII digits, optional "£", thousands commas,
-    a decimal part, spaces around) in range are read here: removing "£", commas and spaces
-    leaves a decimal that Arrow and Python both round correctly to the same float, which is what
-    `clean_value` returns (a test compares them on dirty values). Returns (numbers, rows left for
-    `clean_value`: any other spelling, blanks, out of range).
-    """
-    matches = pc.match_substring_regex(column, _PLAIN_AMOUNT)
-    every = pc.all(matches).as_py() is not False  # True on an empty column too
-    plain = None if every else matches.to_numpy(zero_copy_only=False)
-    # The plain form has "£" only in front and spaces only around: trimming both, then dropping
-    # the commas, leaves the decimal.
-    texts = column if plain is None else column.filter(matches)
-    digits = pc.replace_substring(pc.utf8_trim(texts, "£ "), ",", "")
-    parsed = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
-    if plain is None:
-        numbers = parsed.copy()  # writable: out-of-range values are blanked below
-        plain = np.ones(len(column), dtype=bool)
-    else:
-        numbers = np.full(len(column), np.nan)
-        numbers[plain] = parsed
-    low, high = feature.bounds
-    in_range = plain & (numbers >= low) & (numbers <= high)
-    numbers[~in_range] = np.nan
-    return numbers, ~in_range
 
 
 # -- reading ---------------------------------------------------------------------------------------

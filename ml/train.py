@@ -146,6 +146,7 @@ def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, ob
             interaction_partition(params.interaction_groups),
             held_matrix,
             seed=params.seed,
+            check_probability=held_probability,
         )
     model_dir.mkdir(parents=True, exist_ok=True)
     save_skops(pipeline, model_dir / PIPELINE_FILE)

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from ml.artefact import COMPILED_FILE, load_pipeline
-from ml.compile import CompileError, compile_model, interaction_partition, random_rows
+from ml.compile import (
+    CompileError,
+    check_exact,
+    compile_model,
+    interaction_partition,
+    random_rows,
+)
 from ml.compiled import CompiledModel, CompiledModelError
 from ml.contract import FEATURE_NAMES, FEATURES
 from ml.train import build_pipeline
@@ -27,6 +33,20 @@ def test_tables_reproduce_the_pipeline_on_rows_across_every_bin(trained):
     np.testing.assert_allclose(compiled.predict_proba(rows), expected, rtol=0, atol=1e-12)
     for row, probability in zip(rows[:200], expected[:200], strict=True):
         assert compiled.predict_proba_one(row.tolist()) == pytest.approx(probability, abs=1e-12)
+
+
+def test_the_check_reuses_probabilities_the_caller_already_has(trained):
+    # given the fitted pipeline, its tables, rows, and the pipeline's probabilities of the first
+    pipeline = load_pipeline(trained.model_dir / "model.skops")
+    compiled = CompiledModel.load(trained.model_dir / COMPILED_FILE)
+    rows = random_rows(compiled, 2_000, seed=5)
+    known = pipeline[-1].predict_proba(rows[:500])[:, 1]
+    # when the check is given them, right or wrong
+    reused = check_exact(pipeline, compiled, rows, known)
+    wrong = check_exact(pipeline, compiled, rows, known + 0.01)
+    # then it measures what it measures without them, and a wrong one is seen
+    assert reused == check_exact(pipeline, compiled, rows) < 1e-12
+    assert wrong == pytest.approx(0.01, abs=1e-9), "given probabilities are what is compared"
 
 
 def test_raw_records_get_the_same_cleaning_as_training(trained, shared_data):

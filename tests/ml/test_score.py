@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ml.artefact import load_serving_model
+from ml.cleaning import plain_amounts
 from ml.cli import app
 from ml.contract import FEATURES_BY_NAME, ID_COLUMN, ContractError, clean_row
 from ml.data import generate_dataset
@@ -30,7 +31,6 @@ from ml.score import (
     ScoreError,
     _BadLines,
     _CsvLinesSink,
-    _plain_amounts,
     load_model,
     read_blocks,
     rejects_path_for,
@@ -230,7 +230,7 @@ def test_bulk_amount_parsing_agrees_with_the_contract() -> None:
     feature = FEATURES_BY_NAME["AnnualPremium"]
     rng = np.random.default_rng(3)
     amounts = AMOUNTS + [f"£{v:,.2f} " for v in rng.uniform(0, 2e6, 2_000)]
-    numbers, left = _plain_amounts(feature, pa.array(amounts))
+    numbers, left = plain_amounts(feature, pa.array(amounts))
     for text, number, slow in zip(amounts, numbers, left, strict=True):
         try:
             expected = feature.clean_value(text)
@@ -248,7 +248,7 @@ def test_bulk_amount_parsing_of_a_column_of_plain_amounts_only() -> None:
     feature = FEATURES_BY_NAME["AnnualPremium"]
     rng = np.random.default_rng(4)
     amounts = [f"£{v:,.2f} " for v in rng.uniform(0, 2e6, 1_000)]
-    numbers, left = _plain_amounts(feature, pa.array(amounts))
+    numbers, left = plain_amounts(feature, pa.array(amounts))
     # then every amount in range is the contract's float, and those beyond it are left
     for text, number, slow in zip(amounts, numbers, left, strict=True):
         if slow:
@@ -257,7 +257,7 @@ def test_bulk_amount_parsing_of_a_column_of_plain_amounts_only() -> None:
         else:
             assert number == feature.clean_value(text), text
     assert 0 < left.sum() < len(amounts), "the table has amounts in and out of range"
-    empty_numbers, empty_left = _plain_amounts(feature, pa.array([], pa.string()))
+    empty_numbers, empty_left = plain_amounts(feature, pa.array([], pa.string()))
     assert len(empty_numbers) == len(empty_left) == 0
 
 

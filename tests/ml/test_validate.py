@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 
@@ -10,7 +11,7 @@ import pytest
 
 from ml.contract import RAW_COLUMNS
 from ml.params import ValidateParams
-from ml.validate import DatasetError, check_trainable, read_raw_csv, run, validate_csv
+from ml.validate import DatasetError, check_trainable, read_raw_csv, run, validate_csv, write_csv
 
 HEADER = ",".join(RAW_COLUMNS)
 GOOD = '1,Male,44.0,1.0,28.0,0.0,> 2 Years,Yes,"£1,623.85 ",26,217,1'
@@ -83,6 +84,20 @@ def test_bad_rows_are_quarantined_with_their_reasons_never_dropped(tmp_path):
     lines = result.describe()
     assert "Age: 1 blank (unknown), 1 out of range, 1 not a whole number" in lines, lines
     assert "id: 1 duplicate of an earlier row" in lines, lines
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 200_000])
+def test_files_written_in_slices_are_the_bytes_of_one_to_csv(tmp_path, monkeypatch, chunk_rows):
+    # given usable rows (categories) and quarantined ones, values needing quotes among them
+    rows = [GOOD, GOOD_2, '3,Robot,44.0,1.0,28.0,0.0,> 2 Years,"Yes, ""maybe""",£5 ,26,217,0']
+    result = validate_csv(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    monkeypatch.setattr("ml.validate.WRITE_CHUNK_ROWS", chunk_rows)
+    for frame in (result.clean, result.quarantine, result.quarantine.iloc[:0]):
+        # when
+        write_csv(frame, tmp_path / "out.csv")
+        # then
+        expected = frame.to_csv(index=False, quoting=csv.QUOTE_MINIMAL).encode()
+        assert (tmp_path / "out.csv").read_bytes() == expected, f"{len(frame)} rows differ"
 
 
 def test_rows_with_blank_features_are_usable(shared_data):
