@@ -193,7 +193,12 @@ def _peak_mib() -> float:
 
 
 def bench_pipeline(rows: int) -> None:
-    """`dvc repro` from scratch, side by side with the minimal script on the same raw files."""
+    """`dvc repro` side by side with the minimal script, from the same raw files and from scratch.
+
+    The minimal script starts from the generated raw files, so the like-for-like figure is the
+    pipeline starting from them too (the data stage up to date, every later stage run); the run
+    from scratch, which generates the files as well, is printed beside it.
+    """
     print(f"== whole pipeline (`dvc repro`) on {rows:,} synthetic rows, beside a minimal script")
     dvc = str(Path(sys.executable).with_name("dvc"))
     minimal = [sys.executable, "-m", "ml.minimal_baseline", "data/raw"]
@@ -205,19 +210,23 @@ def bench_pipeline(rows: int) -> None:
         generate, _ = _timed([dvc, "repro", "-q", "data"], project)
         before, line_before = _timed(minimal, project)
         before_load = load()
-        shutil.rmtree(project / "data" / "raw")
-        repro, _ = _timed([dvc, "repro", "-q"], project)
+        repro, _ = _timed([dvc, "repro", "-q"], project)  # data is up to date: every later stage
         repro_load = load()
         after, _ = _timed(minimal, project)
         after_load = load()
+        shutil.rmtree(project / "data" / "raw")
+        scratch_repro, _ = _timed([dvc, "repro", "-q", "--force"], project)
+        scratch_load = load()
         again, _ = _timed([dvc, "repro", "-q"], project)
         sizes = {p.name: p.stat().st_size for p in (project / "models").glob("model.*")}
         m = json.loads((project / "reports" / "metrics.json").read_text())
     baseline = (before + after) / 2
     print(f"minimal script: {before:.1f} s ({before_load}), {after:.1f} s ({after_load}); "
           f"{line_before.strip()}")  # fmt: skip
-    print(f"dvc repro from scratch (data generated too): {repro:.1f} s ({repro_load}); "
-          f"{repro / baseline:.2f}x the minimal script (target <= 2x, and < 30 s)")  # fmt: skip
+    print(f"dvc repro from the same raw files (every stage after data): {repro:.1f} s "
+          f"({repro_load}); {repro / baseline:.2f}x the minimal script (target <= 2x)")  # fmt: skip
+    print(f"dvc repro from scratch (data generated too): {scratch_repro:.1f} s ({scratch_load}); "
+          f"{scratch_repro / baseline:.2f}x the minimal script (target < 30 s)")  # fmt: skip
     print(f"dvc repro with nothing changed: {again:.1f} s; data stage alone {generate:.1f} s")
     artefact = sizes.get("model.skops", 0) + sizes.get("model.npz", 0)
     files = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sorted(sizes.items()))
