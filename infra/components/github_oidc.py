@@ -30,6 +30,12 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.bucket import DATA_PREFIX, DVC_PREFIX
+
+# What the deploy role (main) may never do, weaken the bucket or the registry or destroy data, and
+# what the promote role (production) may never do, delete from prod or change its repository's
+# guards: the policy pack's own lists (it states the property, and imports nothing of this), so
+# the roles' explicit denies and the rules that check them are one list each.
+from infra.policy.rules import DEPLOY_DENIED_ACTIONS, PROMOTE_DENIED_ACTIONS
 from infra.runtime_policies import NETWORK_LOOKUP_ACTIONS, runtime_base_name
 
 GITHUB_OIDC_HOST: Final = "token.actions.githubusercontent.com"
@@ -155,34 +161,6 @@ REFRESH_READS: Final[dict[str, tuple[str, ...]]] = {
 }
 # Resource types whose reads are account-wide (no resource-level permissions): the runtime's.
 RUNTIME_READ_SERVICES: Final = ("ecs:", "logs:", "ec2:", "elasticloadbalancing:", "application-")
-# Never for deploy (main): rights that would weaken the bucket or the registry, or destroy data.
-DEPLOY_DENIED_ACTIONS: Final = (
-    "ecr:BatchDeleteImage",
-    "ecr:DeleteLifecyclePolicy",
-    "ecr:DeleteRepository",
-    "ecr:DeleteRepositoryPolicy",
-    "ecr:PutImageTagMutability",
-    "ecr:SetRepositoryPolicy",
-    "s3:DeleteBucket",
-    "s3:DeleteBucketPolicy",
-    "s3:DeleteObjectVersion",
-    "s3:PutBucketAcl",
-    "s3:PutBucketPolicy",
-    "s3:PutBucketPublicAccessBlock",
-    "s3:PutBucketVersioning",
-    "s3:PutEncryptionConfiguration",
-    "s3:PutLifecycleConfiguration",
-)
-# Never for promote (production): deleting from prod or changing its repository's guards.
-PROMOTE_DENIED_ACTIONS: Final = (
-    "ecr:BatchDeleteImage",
-    "ecr:DeleteLifecyclePolicy",
-    "ecr:DeleteRepository",
-    "ecr:DeleteRepositoryPolicy",
-    "ecr:PutImageTagMutability",
-    "ecr:PutLifecyclePolicy",
-    "ecr:SetRepositoryPolicy",
-)
 
 
 def trust_policy(provider_arn: str, subjects: list[str]) -> str:

@@ -65,8 +65,9 @@ REPOSITORY_LIFECYCLE: Final = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
 ROLE: Final = "aws:iam/role:Role"
 ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
 DVC_PREFIX: Final = "DVC_Artefacts/"
-# Kept here as data (the pack must not import the components): tests check they equal
-# infra.components.github_oidc's lists, so the role and its rule cannot drift apart.
+# Kept here as data (the pack must not import the components); infra.components.github_oidc
+# imports them for the roles' explicit denies, so the role and its rule cannot drift apart.
+# Never for deploy (main): rights that would weaken the bucket or the registry, or destroy data.
 DEPLOY_DENIED_ACTIONS: Final = (
     "ecr:BatchDeleteImage",
     "ecr:DeleteLifecyclePolicy",
@@ -84,6 +85,7 @@ DEPLOY_DENIED_ACTIONS: Final = (
     "s3:PutEncryptionConfiguration",
     "s3:PutLifecycleConfiguration",
 )
+# Never for promote (production): deleting from prod or changing its repository's guards.
 PROMOTE_DENIED_ACTIONS: Final = (
     "ecr:BatchDeleteImage",
     "ecr:DeleteLifecyclePolicy",

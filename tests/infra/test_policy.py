@@ -318,7 +318,7 @@ def test_an_explicit_deny_keeps_a_wildcard_from_granting_a_denied_action() -> No
 
 
 def test_the_rules_deny_what_the_roles_deny() -> None:
-    # given the roles' lists (the pack keeps its own copy: it must not import the components)
+    # given the roles' lists (the components take the pack's: the pack imports no component)
     from infra.components import github_oidc
 
     # then the two cannot drift apart
