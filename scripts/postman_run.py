@@ -65,8 +65,11 @@ def wait_until_ready(url: str, deadline_seconds: float, interval_seconds: float)
         time.sleep(interval_seconds)  # the poll interval of a bounded wait for readiness
 
 
-def run_collection(url: str, newman: Path, collection: Path, report: Path) -> dict[str, int]:
-    """Run newman on the collection against `url`; return its assertion counts."""
+def run_collection(
+    url: str, newman: Path, collection: Path, report: Path, timeout: float = 600.0
+) -> dict[str, int]:
+    """Run newman on the collection against `url` (its JSON report into `report`), at most
+    `timeout` seconds; return its assertion counts, PostmanRunError unless all passed."""
     if not newman.is_file():
         raise PostmanRunError(
             f"newman not found at {newman}: install it with "
@@ -89,7 +92,7 @@ def run_collection(url: str, newman: Path, collection: Path, report: Path) -> di
             str(report),
         ],
         check=False,
-        timeout=600,
+        timeout=timeout,
     )
     stats = {"total": 0, "failed": 0}
     if report.is_file():

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from scripts.postman_run import run_collection
 from tests.conftest import REPO_ROOT
 from tests.image.conftest import RUNTIME, ULIMITS, Container, image_script, podman
 from tests.service.test_newman import COLLECTION, newman  # noqa: F401 (the fixture, shared)
@@ -128,30 +129,8 @@ def test_the_postman_collection_passes_against_the_container(
 ) -> None:
     # when newman runs the collection against the container
     report = tmp_path / "newman.json"
-    done = subprocess.run(
-        [
-            str(newman),
-            "run",
-            str(COLLECTION),
-            "--env-var",
-            f"baseUrl={container.base_url}",
-            "--reporters",
-            "cli,json",
-            "--reporter-json-export",
-            str(report),
-            "--bail",
-            "--disable-unicode",
-            "--timeout-request",
-            "10000",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    stats = run_collection(container.base_url, newman, COLLECTION, report, timeout=180)
     # then every assertion passes
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    stats = json.loads(report.read_text())["run"]["stats"]["assertions"]
     assert stats["failed"] == 0 and stats["total"] >= 40, stats
 
 

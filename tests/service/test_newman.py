@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.postman_run import run_collection
 from tests.conftest import REPO_ROOT, require
 from tests.service.conftest import LiveServer
 
@@ -58,33 +59,12 @@ def newman() -> Path:
 def test_the_postman_collection_passes(newman: Path, server: LiveServer, tmp_path: Path) -> None:
     # given the collection and a live server
     report = tmp_path / "newman.json"
-    # when newman runs every request and its tests
-    done = subprocess.run(
-        [
-            str(newman),
-            "run",
-            str(COLLECTION),
-            "--env-var",
-            f"baseUrl={server.base_url}",
-            "--reporters",
-            "cli,json",
-            "--reporter-json-export",
-            str(report),
-            "--bail",
-            "--disable-unicode",
-            "--timeout-request",
-            "10000",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # when newman runs every request and its tests, as the workflows run it after `pulumi up`
+    stats = run_collection(server.base_url, newman, COLLECTION, report, timeout=120)
     # then every assertion passes, and every endpoint was exercised
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert stats["failed"] == 0
+    assert stats["total"] >= 40
     run = json.loads(report.read_text())["run"]
-    assert run["stats"]["assertions"]["failed"] == 0
-    assert run["stats"]["assertions"]["total"] >= 40
     called = {"/" + "/".join(e["item"]["request"]["url"]["path"]) for e in run["executions"]}
     every = {"/", "/healthz", "/readyz", "/predict", "/predict/batch", "/model", "/metrics"}
     assert every <= called, every - called
