@@ -530,8 +530,7 @@ class _CsvLinesSink(_TableSink):
             if column.null_count:
                 pieces.append(_csv_cells(column))
             elif pa.types.is_string(field_.type):  # quoted, the quotes joined to their neighbours
-                if pc.any(pc.match_substring(column, '"')).as_py():
-                    column = pc.replace_substring(column, '"', '""')
+                column = _quotes_doubled(column)
                 text('"')
                 pieces.append(column)
                 text('"')
@@ -569,13 +568,18 @@ class _CsvLinesSink(_TableSink):
 _INT8_TEXTS: Final = [str(v) for v in np.arange(256, dtype=np.uint8).view(np.int8).tolist()]
 
 
+def _quotes_doubled(column: pa.Array) -> pa.Array:
+    """Text with each quote doubled, as CSV quoting needs (the column itself when it has none)."""
+    if pc.any(pc.match_substring(column, '"')).as_py():
+        return pc.replace_substring(column, '"', '""')
+    return column
+
+
 def _csv_cells(column: pa.Array) -> pa.StringArray:
     """The cells of one column as pyarrow's CSV writer (quoting_style="needed") writes them:
     text quoted, its quotes doubled; numbers as Arrow formats them; a null, an empty cell."""
     if pa.types.is_string(column.type):
-        if pc.any(pc.match_substring(column, '"')).as_py():
-            column = pc.replace_substring(column, '"', '""')
-        text = pc.binary_join_element_wise('"', column, '"', "")
+        text = pc.binary_join_element_wise('"', _quotes_doubled(column), '"', "")
     else:
         text = pc.cast(column, pa.string())
     return text.fill_null("") if text.null_count else text
