@@ -5,17 +5,22 @@ the features of one group only, so the model's raw score is
     f(x) = c + h_1(x_G1) + ... + h_k(x_Gk).
 Each feature takes finitely many distinct routes through the trees (its bins: the thresholds the
 model was fitted with, or a nominal feature's allowed codes, plus "unknown"), so each h_g is a table
-over its group's bins. The tables are read off the fitted model through its public
+over its group's bins. The tables are read off the fitted model through its
 `decision_function`: with r the all-unknown row,
     table_g[b] = f(x_G = b, rest = r) - f(r),   f(x) = f(r) + sum_g table_g[x_G].
-`compile_pipeline` then checks the tables reproduce the model; a mismatch is an error, never a
-silently different serving model.
+Each tree splits on a few of its group's features only, so the trees are taken in sets that
+split on the same features S, and each set is evaluated on the grid of S's bins alone (a copy of
+the model holding just those trees), then broadcast over the group's other features: a quarter of
+the work of evaluating every tree on the group's whole grid. `compile_pipeline` then checks the
+tables reproduce the model; a mismatch is an error, never a silently different serving model.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,22 +82,70 @@ def compile_model(
     bins = [b for b, _ in bins_and_values]
     reference = np.full((1, len(FEATURES)), np.nan)
     intercept = float(model.decision_function(reference)[0])
+    trees = _trees_by_features(model, partition)
     groups = []
     for members in partition:
-        cells = math.prod(bins[f].n_bins for f in members)
-        if cells > MAX_TABLE_CELLS:
+        shape = [bins[f].n_bins for f in members]
+        if math.prod(shape) > MAX_TABLE_CELLS:
             names = [FEATURE_NAMES[f] for f in members]
-            raise CompileError(f"group {names} needs {cells:,} cells; split it into smaller groups")
-        grid = np.full((cells, len(FEATURES)), np.nan)
-        mesh = np.meshgrid(*(bins_and_values[f][1] for f in members), indexing="ij")
-        for axis, feature in enumerate(members):
-            grid[:, feature] = mesh[axis].ravel()
-        table = model.decision_function(grid) - intercept
-        table = table.reshape([bins[f].n_bins for f in members])
+            raise CompileError(
+                f"group {names} needs {math.prod(shape):,} cells; split it into smaller groups"
+            )
+        table = np.zeros(shape)
+        for used, predictors in trees.items():
+            if not set(used) <= set(members):
+                continue
+            # These trees' term over the bins of the features they split on, broadcast over the
+            # group's others (a tree's value does not depend on a feature it never splits on).
+            grid = np.full((math.prod(bins[f].n_bins for f in used), len(FEATURES)), np.nan)
+            mesh = np.meshgrid(*(bins_and_values[f][1] for f in used), indexing="ij")
+            for axis, feature in enumerate(used):
+                grid[:, feature] = mesh[axis].ravel()
+            subset = copy.copy(model)  # shallow: the same fitted state, fewer trees
+            subset._predictors = predictors
+            values = subset.decision_function(grid)
+            term = values - values[-1]  # the grid's last row is all unknown: the reference row
+            table += _broadcast(term, used, members, bins)
         for axis, feature in enumerate(members):
             bins[feature], table = _merge_equal_bins(bins[feature], table, axis)
         groups.append(GroupTable(tuple(members), group_strides(bins, members), table.ravel()))
     return CompiledModel(intercept, bins, groups)
+
+
+def _trees_by_features(
+    model: HistGradientBoostingClassifier, partition: Sequence[Sequence[int]]
+) -> dict[tuple[int, ...], list[list[object]]]:
+    """The model's trees (one per boosting iteration: a binary classifier) keyed by the sorted
+    features each splits on; CompileError for a tree that splits on features of two groups.
+
+    Reads the private `_predictors` (pinned, like the bins, by the exactness check and tests).
+    A tree that is a single leaf adds the same value everywhere: it is in the intercept.
+    """
+    group_of = {feature: k for k, members in enumerate(partition) for feature in members}
+    trees: dict[tuple[int, ...], list[list[object]]] = defaultdict(list)
+    for iteration, predictors in enumerate(model._predictors):
+        nodes = predictors[0].nodes
+        used = tuple(sorted(set(nodes["feature_idx"][nodes["is_leaf"] == 0].tolist())))
+        if not used:
+            continue
+        if len({group_of[f] for f in used}) > 1:
+            names = [FEATURE_NAMES[f] for f in used]
+            raise CompileError(
+                f"tree {iteration} splits on {names}, features of more than one interaction "
+                "group: the model was not fitted with these groups as its interaction constraints"
+            )
+        trees[used].append(predictors)
+    return dict(trees)
+
+
+def _broadcast(
+    term: np.ndarray, used: Sequence[int], members: Sequence[int], bins: Sequence[FeatureBins]
+) -> np.ndarray:
+    """`term` (over the bins of `used`, C order) shaped to add over the group `members`' table:
+    size 1 along each member the trees do not split on."""
+    order = sorted(range(len(used)), key=lambda axis: list(members).index(used[axis]))
+    values = term.reshape([bins[f].n_bins for f in used]).transpose(order)
+    return values.reshape([bins[f].n_bins if f in used else 1 for f in members])
 
 
 def _merge_equal_bins(

@@ -63,7 +63,7 @@ def test_raw_records_get_the_same_cleaning_as_training(trained, shared_data):
     np.testing.assert_allclose(served, expected, rtol=0, atol=1e-12)
 
 
-def test_groups_that_are_not_a_partition_of_the_model_fail_the_exactness_check():
+def test_a_model_whose_trees_cross_the_groups_is_refused_naming_the_tree():
     # given a model fitted without interaction constraints
     params = small_params().train
     params = params.model_copy(update={"hgb": params.hgb.model_copy(update={"max_iter": 30})})
@@ -72,14 +72,44 @@ def test_groups_that_are_not_a_partition_of_the_model_fail_the_exactness_check()
     pipeline[-1].set_params(interaction_cst=None)
     matrix = random_rows_for_fit(rng, 3_000)
     labels = (matrix[:, 5] != 1) & (rng.random(3_000) < 0.5)
+    labels |= (matrix[:, FEATURE_NAMES.index("AnnualPremium")] > 2_500) & (matrix[:, 5] == 1)
     pipeline[-1].fit(matrix, labels.astype(int))
-    # when compiled as if it were group-constrained
-    compiled = compile_model(pipeline[-1], interaction_partition(params.interaction_groups))
-    # then the tables do not reproduce it, and compile_pipeline would refuse it
-    difference = np.abs(
-        compiled.predict_proba(matrix) - pipeline[-1].predict_proba(matrix)[:, 1]
-    ).max()
-    assert difference > 1e-6
+    # when compiled as if it were group-constrained, then it is refused: no table could hold it
+    with pytest.raises(CompileError, match=r"tree \d+ splits on .*more than one interaction group"):
+        compile_model(pipeline[-1], interaction_partition(params.interaction_groups))
+
+
+def test_the_tables_equal_the_model_on_every_cell_of_each_group(trained):
+    # given the fitted pipeline and the tables compiled from it (trees evaluated set by set)
+    pipeline = load_pipeline(trained.model_dir / "model.skops")
+    model = pipeline[-1]
+    compiled = compile_model(model, interaction_partition(small_params().train.interaction_groups))
+    # when every cell of every group's table is scored by the model itself, the rest unknown
+    reference = model.decision_function(np.full((1, len(FEATURES)), np.nan))[0]
+    for group in compiled.groups:
+        cells = np.array(list(np.ndindex(*(compiled.bins[f].n_bins for f in group.features))))
+        rows = np.full((len(cells), len(FEATURES)), np.nan)
+        for axis, feature in enumerate(group.features):
+            rows[:, feature] = representative_values(compiled, model, feature)[cells[:, axis]]
+        # then each cell holds the model's raw score there, less the all-unknown row's
+        expected = model.decision_function(rows) - reference
+        np.testing.assert_allclose(group.table, expected, rtol=0, atol=1e-12)
+
+
+def representative_values(compiled: CompiledModel, model, feature: int) -> np.ndarray:
+    """A value in each bin of the feature, unknown last: a category's code for a nominal
+    feature (a bin holds the codes between its edges), else the bin's upper edge."""
+    bins = compiled.bins[feature]
+    edges = list(bins.edges)
+    if model.is_categorical_[feature]:
+        candidates = FEATURES[feature].domain()
+    else:
+        candidates = [*edges, (edges[-1] + 1.0) if edges else 0.0]
+    first = {}
+    for value in candidates:
+        first.setdefault(bins.bin_of(value), value)
+    assert sorted(first) == list(range(bins.n_bins - 1)), "a value for every known bin"
+    return np.array([first[b] for b in range(bins.n_bins - 1)] + [math.nan])
 
 
 def random_rows_for_fit(rng: np.random.Generator, n: int) -> np.ndarray:
