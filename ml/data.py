@@ -26,7 +26,7 @@ from ml.artefact import md5_of, write_atomic
 from ml.contract import FEATURES_BY_NAME, ID_COLUMN, RAW_COLUMNS, TARGET
 from ml.params import DataParams, SyntheticParams, load_params
 from ml.paths import RAW_DIR, SOURCE_FILE, TEST_FILE, TRAIN_FILE, TRUTH_FILE
-from ml.progress import say, step
+from ml.progress import say, skip_exit_collection, step
 
 TARGET_POSITIVE_RATE: Final = 0.122
 
@@ -309,3 +309,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    skip_exit_collection()

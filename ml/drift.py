@@ -38,7 +38,7 @@ from ml.artefact import write_atomic
 from ml.contract import FEATURES, Feature, FeatureKind
 from ml.params import DriftParams, load_params
 from ml.paths import RAW_DIR, TRAIN_FILE
-from ml.progress import say
+from ml.progress import say, skip_exit_collection
 
 if TYPE_CHECKING:
     from ml.score import ScoringModel
@@ -421,3 +421,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    skip_exit_collection()

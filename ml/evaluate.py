@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -43,6 +48,7 @@ from ml.artefact import (
     METADATA_FILE,
     ArtefactError,
     ArtefactFile,
+    Explanation,
     ModelMetadata,
     TrainingData,
     md5_of,
@@ -56,6 +62,7 @@ from ml.explain import (
     IMPORTANCE_FIGURE,
     TERMS_DIR,
     global_importance,
+    pyplot,
     term_figure_name,
     write_importance_figure,
     write_term_figures,
@@ -75,7 +82,7 @@ from ml.paths import (
     VALIDATED_DIR,
     VALIDATION_REPORT,
 )
-from ml.progress import say, step
+from ml.progress import say, skip_exit_collection, step
 
 __all__ = ["METRICS", "METRICS_FILE", "REPORTS_DIR"]  # re-exported: other modules' names
 PLOTS: Final = "plots"
@@ -203,6 +210,39 @@ def _calibration_bins(
     return predicted, observed, counts[filled]
 
 
+def write_explanation_figures(explanation: Explanation, figures_dir: Path) -> None:
+    """The importance figure and one term figure per feature group."""
+    write_importance_figure(explanation, figures_dir)
+    write_term_figures(explanation, figures_dir)
+
+
+@contextmanager
+def aside(function: Callable[..., object], *arguments: object) -> Iterator[None]:
+    """Run `function(*arguments)` in a forked process while the `with` body runs here, and wait
+    for it on leaving; its exception is raised here. Where processes are not forked (not Linux),
+    it runs here first.
+
+    Matplotlib is imported before forking, so that the two processes do not both import it (or
+    both build its font cache).
+    """
+    if sys.platform != "linux":
+        function(*arguments)
+        yield
+        return
+    pyplot()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        future = pool.submit(function, *arguments)
+        try:
+            yield
+        finally:
+            try:
+                future.result()
+            except BrokenProcessPool as error:
+                name = getattr(function, "__name__", "the figures")
+                raise EvaluationError(f"{name} died in its process: {error}") from error
+
+
 def write_plots(
     y_true: np.ndarray,
     probability: np.ndarray,
@@ -216,11 +256,7 @@ def write_plots(
     the base rate (a model that ranks at random) and the operating point at the decision
     threshold; the calibration figure the number of rows in each bin.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fpr, tpr, _ = roc_curve(y_true, probability)
     precision, recall, _ = precision_recall_curve(y_true, probability)
     predicted, observed, counts = _calibration_bins(y_true, probability, params.calibration_bins)
@@ -495,12 +531,14 @@ def evaluate(
     }
     write_atomic(reports_dir / EVALUATION, json.dumps(metrics, indent=2) + "\n")
     write_atomic(reports_dir / METRICS, json.dumps(metrics_file_view(metrics), indent=2) + "\n")
-    with step("evaluate", "writing the ROC, precision-recall and calibration plots"):
+    explanation = global_importance(compiled, matrix)
+    # The explanation's figures are drawn in a second process meanwhile (two cores, half the
+    # wait); a failure there fails the stage like one here.
+    with (
+        step("evaluate", "drawing the ROC, PR, calibration, importance and term figures"),
+        aside(write_explanation_figures, explanation, reports_dir / FIGURES),
+    ):
         write_plots(labels, probability, params, reports_dir, threshold=record["threshold"])
-    with step("evaluate", "measuring each feature group's importance and drawing its term"):
-        explanation = global_importance(compiled, matrix)
-        write_importance_figure(explanation, reports_dir / FIGURES)
-        write_term_figures(explanation, reports_dir / FIGURES)
     say("evaluate", f"ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
                     f"F1 {metrics['f1']:.3f} at threshold {metrics['threshold']:.4f}"
                     + (f"; best possible ROC AUC {best:.4f}" if best else ""))  # fmt: skip
@@ -582,3 +620,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    skip_exit_collection()

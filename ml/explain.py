@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import ModuleType
 from typing import Final
 
 import numpy as np
@@ -87,9 +88,18 @@ def term_shape(values: np.ndarray, terms: np.ndarray, feature_index: int) -> Ter
     return TermShape(feature=feature.name, values=centres, mean_term=means, unknown=unknown_mean)
 
 
-def _save(figure: object, path: Path) -> None:
+def pyplot() -> ModuleType:
+    """matplotlib.pyplot on the Agg backend (files only, no display), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure: object, path: Path) -> None:
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.tmp")
     # No creation date in the file: the same model and data give byte-identical figures.
@@ -100,11 +110,7 @@ def _save(figure: object, path: Path) -> None:
 
 def write_term_figures(explanation: Explanation, figures_dir: Path) -> list[Path]:
     """One PNG per group in figures_dir/terms/: its term's shape along each member feature."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     written = []
     for group in explanation.groups:
         panels = len(group.shape)
@@ -134,11 +140,7 @@ def write_term_figures(explanation: Explanation, figures_dir: Path) -> list[Path
 
 def write_importance_figure(explanation: Explanation, figures_dir: Path) -> Path:
     """A horizontal bar chart of the groups' importance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     groups = list(reversed(explanation.groups))
     figure, axis = plt.subplots(figsize=(7, 0.5 * len(groups) + 1.5))
     axis.barh([g.group for g in groups], [g.importance for g in groups], color="tab:blue")

