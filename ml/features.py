@@ -28,7 +28,10 @@ def read_validated(
     id column, unique per row and the costliest to hold, is not read at all."""
     columns = [*([ID_COLUMN] if with_ids else []), *FEATURE_NAMES, TARGET]
     dtypes = {name: "category" for name in columns} | {ID_COLUMN: str}
-    frame = pd.read_csv(path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[])
+    # low_memory=False: in one piece, or pandas merges the categories of every piece it read.
+    frame = pd.read_csv(
+        path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[], low_memory=False
+    )
     labels = frame[TARGET].astype(str).astype(int).to_numpy()
     return frame, frame[list(FEATURE_NAMES)], labels
 

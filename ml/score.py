@@ -44,6 +44,7 @@ from ml.artefact import ArtefactError, ModelMetadata, load_serving_model
 from ml.cleaning import clean_column, plain_amounts
 from ml.compiled import CompiledModel
 from ml.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, ContractError, Feature, FeatureKind
+from ml.csv_text import quotes_doubled, write_lines
 from ml.progress import say
 
 DEFAULT_MODEL_DIR: Final = Path("models")
@@ -530,7 +531,7 @@ class _CsvLinesSink(_TableSink):
             if column.null_count:
                 pieces.append(_csv_cells(column))
             elif pa.types.is_string(field_.type):  # quoted, the quotes joined to their neighbours
-                column = _quotes_doubled(column)
+                column = quotes_doubled(column)
                 text('"')
                 pieces.append(column)
                 text('"')
@@ -556,11 +557,7 @@ class _CsvLinesSink(_TableSink):
         return pc.binary_join_element_wise(*[p for p in pieces if not isinstance(p, str) or p], "")
 
     def write(self, prepared: Any) -> None:
-        if len(prepared):
-            # The lines are consecutive in the array's data buffer: written as they lie.
-            _, offsets, data = prepared.buffers()
-            bounds = np.frombuffer(offsets, np.int32, len(prepared) + 1, 4 * prepared.offset)
-            self._writer.write(data[int(bounds[0]) : int(bounds[-1])])
+        write_lines(self._writer, prepared)
         self.rows += len(prepared)
 
 
@@ -568,18 +565,11 @@ class _CsvLinesSink(_TableSink):
 _INT8_TEXTS: Final = [str(v) for v in np.arange(256, dtype=np.uint8).view(np.int8).tolist()]
 
 
-def _quotes_doubled(column: pa.Array) -> pa.Array:
-    """Text with each quote doubled, as CSV quoting needs (the column itself when it has none)."""
-    if pc.any(pc.match_substring(column, '"')).as_py():
-        return pc.replace_substring(column, '"', '""')
-    return column
-
-
 def _csv_cells(column: pa.Array) -> pa.StringArray:
     """The cells of one column as pyarrow's CSV writer (quoting_style="needed") writes them:
     text quoted, its quotes doubled; numbers as Arrow formats them; a null, an empty cell."""
     if pa.types.is_string(column.type):
-        text = pc.binary_join_element_wise('"', _quotes_doubled(column), '"', "")
+        text = pc.binary_join_element_wise('"', quotes_doubled(column), '"', "")
     else:
         text = pc.cast(column, pa.string())
     return text.fill_null("") if text.null_count else text

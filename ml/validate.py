@@ -28,10 +28,13 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml.artefact import write_atomic
 from ml.cleaning import clean_column
 from ml.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, TARGET
+from ml.csv_text import minimally_quoted, write_lines
 from ml.params import ValidateParams, load_params
 from ml.paths import (
     RAW_DIR,
@@ -41,7 +44,7 @@ from ml.paths import (
     VALIDATION_DETAILS,
     VALIDATION_REPORT,
 )
-from ml.progress import say, step
+from ml.progress import say, skip_exit_collection, step
 
 REPORT_FILE: Final = VALIDATION_REPORT
 DETAILS_FILE: Final = VALIDATION_DETAILS
@@ -51,7 +54,7 @@ REASON_COLUMN: Final = "reason"
 MIN_ROWS_PER_CLASS: Final = 20
 _SCAN_BLOCK: Final = 1 << 20
 _SAMPLE_LINES: Final = 50
-# Rows written at a time: bounds the memory their text takes on millions of rows.
+# Rows joined into lines at a time: bounds the memory their text takes on millions of rows.
 WRITE_CHUNK_ROWS: Final = 200_000
 _MAGIC: Final = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive"}
 
@@ -200,6 +203,9 @@ def read_raw_csv(path: Path) -> pd.DataFrame:
             na_values=[],
             skipinitialspace=False,
             index_col=False,
+            # In one piece: read piecewise, pandas merges the categories of every piece, which
+            # for amounts (nearly one per row) took 3.5 times as long and more memory.
+            low_memory=False,
         )
     except (pd.errors.ParserError, ValueError) as error:
         raise DatasetError(f"{path}: not a well-formed CSV ({error})") from error
@@ -349,19 +355,54 @@ def check_overlap(counts: dict[str, int], test_rows: int, params: ValidateParams
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write a frame as CSV (to a file that is renamed into place once complete).
+    """Write a frame of text and categorical columns as CSV: the very bytes of pandas'
+    `frame.to_csv(path, index=False)` (minimal quoting), built by Arrow's kernels, about four
+    times as fast on the default 304,000 rows.
 
-    Written in slices of WRITE_CHUNK_ROWS whose categorical columns are made plain text first:
-    pandas would otherwise turn every category (nearly one per row for amounts) into text again
-    for each few thousand rows it writes. The bytes are the same as one `to_csv` call.
+    Each text is quoted as pandas quotes it (ml.csv_text.minimally_quoted), once per category
+    for a categorical column; the lines are joined and written WRITE_CHUNK_ROWS at a time, which
+    bounds the memory their text takes on millions of rows. A frame with a column of another
+    kind is written by pandas itself.
     """
-    categorical = {
-        c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
-    }
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        for start in range(0, max(len(frame), 1), WRITE_CHUNK_ROWS):
-            part = frame.iloc[start : start + WRITE_CHUNK_ROWS].astype(categorical)
-            part.to_csv(handle, index=False, header=start == 0, quoting=csv.QUOTE_MINIMAL)
+    columns = [_csv_text(frame[name]) for name in frame.columns]
+    if any(column is None for column in columns):
+        frame.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
+        return
+    names = minimally_quoted(pa.array([str(name) for name in frame.columns], pa.string()))
+    with path.open("wb") as handle:
+        handle.write((",".join(names.to_pylist()) + "\n").encode())
+        for start in range(0, len(frame), WRITE_CHUNK_ROWS):
+            cells = [_as_cells(column.slice(start, WRITE_CHUNK_ROWS)) for column in columns]
+            joined = pc.binary_join_element_wise(*cells, ",")
+            write_lines(handle, pc.binary_join_element_wise(joined, "", "\n"))
+
+
+def _csv_text(column: pd.Series) -> pa.Array | None:
+    """A column's cells as pandas' CSV writer writes them, as Arrow text (a categorical column
+    as a dictionary of quoted texts); None for another kind of column."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # The writer turns each category into text with str() and quotes it as needed: done
+        # once per category. Code -1, a missing value, is an empty cell.
+        categories = column.cat.categories
+        if not pd.api.types.is_string_dtype(categories.dtype):
+            categories = [str(c) for c in categories]  # numbers: few, and str() is the text
+        texts = minimally_quoted(pa.array(categories, pa.string()))
+        codes = pa.array(column.cat.codes.to_numpy(), mask=column.isna().to_numpy())
+        return pa.DictionaryArray.from_arrays(codes, texts)
+    if not pd.api.types.is_string_dtype(column.dtype):
+        return None
+    try:
+        text = pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # an object column holding numbers, say
+        return None
+    return minimally_quoted(text)
+
+
+def _as_cells(column: pa.Array) -> pa.Array:
+    """Plain text, a missing value as an empty cell."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(pa.string())
+    return column.fill_null("") if column.null_count else column
 
 
 def _replace_dir(staging: Path, out_dir: Path) -> None:
@@ -442,3 +483,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    skip_exit_collection()

@@ -88,11 +88,22 @@ def test_bad_rows_are_quarantined_with_their_reasons_never_dropped(tmp_path):
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 200_000])
 def test_files_written_in_slices_are_the_bytes_of_one_to_csv(tmp_path, monkeypatch, chunk_rows):
-    # given usable rows (categories) and quarantined ones, values needing quotes among them
+    # given usable rows (categories) and quarantined ones, values needing quotes among them,
+    # and a frame of every kind of cell the writer meets: quotes, commas, line ends, spaces,
+    # blanks, missing values, categories of text, whole numbers and floats
     rows = [GOOD, GOOD_2, '3,Robot,44.0,1.0,28.0,0.0,> 2 Years,"Yes, ""maybe""",£5 ,26,217,0']
     result = validate_csv(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    odd = pd.DataFrame(
+        {
+            "text": ["x", 'q"u', "c,d", "l\nm", "r\rs", None, "", " sp "],
+            "words": pd.Categorical(["1.0", "2.5", None, "1.0", 'k"', "e,f", "", "z"]),
+            "whole": pd.Categorical([1, 2, 3, 1, 2, 3, None, 1]),
+            "float": pd.Categorical([1.0, 2.5, 1e16, None, 0.1, 1e-05, 3.0, 2.0]),
+            "objects": pd.Series(["a", 'b"', None, "d", "e", "f", "g", "h"], dtype=object),
+        }
+    )
     monkeypatch.setattr("ml.validate.WRITE_CHUNK_ROWS", chunk_rows)
-    for frame in (result.clean, result.quarantine, result.quarantine.iloc[:0]):
+    for frame in (result.clean, result.quarantine, result.quarantine.iloc[:0], odd, odd[2:5]):
         # when
         write_csv(frame, tmp_path / "out.csv")
         # then
