@@ -68,15 +68,15 @@ class ScoreError(ValueError):
 
 @dataclass(frozen=True)
 class CleanBlock:
-    """One block of input rows: the cleaned matrix, which rows are usable, and the problems of
-    the others (row index in the block -> reasons)."""
+    """One block of input rows: the cleaned matrix (or, when the cleaner was given the model,
+    the model's bin numbers of it instead), which rows are usable, and the problems of the
+    others (row index in the block -> reasons)."""
 
     ids: pa.Array
     raw: pa.RecordBatch
-    matrix: np.ndarray
+    matrix: np.ndarray | None
     usable: np.ndarray
     problems: dict[int, list[str]]
-    # The model's bin numbers of `matrix`, when the cleaner was given the model.
     bins: np.ndarray | None = None
 
     def reasons_of_refused(self) -> list[str]:
@@ -130,18 +130,22 @@ class BlockCleaner:
 
     def __init__(self, model: CompiledModel | None = None) -> None:
         self._memos = [_Memo(feature) for feature in FEATURES]
-        # With the model, each distinct value is also binned once (as predict_proba would bin
-        # it), so scoring needs no search per row.
+        # With the model, each distinct value is binned once (as predict_proba would bin it)
+        # and the blocks hold bin numbers instead of values, so scoring needs no search per row.
         self._model = model
 
     def clean(self, batch: pa.RecordBatch) -> CleanBlock:
         rows = batch.num_rows
         # Column-major: the model bins one feature (column) at a time, twice as fast contiguous.
-        matrix = np.empty((rows, len(FEATURES)), dtype=np.float64, order="F")
+        shape = (rows, len(FEATURES))
         usable = np.ones(rows, dtype=bool)
         problems: dict[int, list[str]] = {}
         model = self._model
-        bins = None if model is None else np.empty(matrix.shape, dtype=np.int64, order="F")
+        bins = None if model is None else np.empty(shape, dtype=np.int64, order="F")
+        # With the model the block holds bins only: a column's numbers, where needed on their
+        # way to their bins (amounts), pass through one scratch column.
+        matrix = np.empty(shape, dtype=np.float64, order="F") if model is None else None
+        scratch = np.empty(rows, dtype=np.float64)
 
         def refuse(bad_rows: np.ndarray, reasons: list[str]) -> None:
             for row, reason in zip(bad_rows.tolist(), reasons, strict=True):
@@ -163,12 +167,13 @@ class BlockCleaner:
             refuse(other_rows, [f"{ID_COLUMN}: not a whole number"] * len(other_rows))
         for j, (feature, memo) in enumerate(zip(FEATURES, self._memos, strict=True)):
             column = batch.column(feature.name)
+            values = scratch if matrix is None else matrix[:, j]  # this feature's numbers
             rest = None  # rows the bulk amount parser left for the contract's clean_value
             if feature.kind is FeatureKind.MONEY:
-                matrix[:, j], slow = plain_amounts(feature, column)
+                values[:], slow = plain_amounts(feature, column)
                 if not slow.any():
                     if bins is not None and model is not None:
-                        bins[:, j] = model.bin_column(j, matrix[:, j])
+                        bins[:, j] = model.bin_column(j, values)
                     continue
                 rest = np.flatnonzero(slow)
                 column = column.filter(pa.array(slow))
@@ -182,14 +187,14 @@ class BlockCleaner:
             codes = indices.to_numpy(zero_copy_only=False)
             # np.take with mode="clip" skips the bounds check (every code is in range): half the
             # time of numbers[codes].
-            if rest is None:
-                np.take(numbers, codes, out=matrix[:, j], mode="clip")
-                if bins is not None and model is not None:
-                    np.take(model.bin_column(j, numbers), codes, out=bins[:, j], mode="clip")
+            if rest is None and bins is not None and model is not None:
+                np.take(model.bin_column(j, numbers), codes, out=bins[:, j], mode="clip")
+            elif rest is None:
+                np.take(numbers, codes, out=values, mode="clip")
             else:
-                matrix[rest, j] = numbers[codes]
+                values[rest] = numbers[codes]
                 if bins is not None and model is not None:
-                    bins[:, j] = model.bin_column(j, matrix[:, j])
+                    bins[:, j] = model.bin_column(j, values)
             bad_codes = [k for k, reason in enumerate(reasons) if reason]
             if bad_codes:
                 bad = np.flatnonzero(np.isin(codes, bad_codes))
