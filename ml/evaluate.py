@@ -48,7 +48,6 @@ from ml.artefact import (
     METADATA_FILE,
     ArtefactError,
     ArtefactFile,
-    Explanation,
     ModelMetadata,
     TrainingData,
     md5_of,
@@ -208,12 +207,6 @@ def _calibration_bins(
     predicted = np.bincount(which, probability, len(edges) - 1)[filled] / counts[filled]
     observed = np.bincount(which, y_true.astype(float), len(edges) - 1)[filled] / counts[filled]
     return predicted, observed, counts[filled]
-
-
-def write_explanation_figures(explanation: Explanation, figures_dir: Path) -> None:
-    """The importance figure and one term figure per feature group."""
-    write_importance_figure(explanation, figures_dir)
-    write_term_figures(explanation, figures_dir)
 
 
 @contextmanager
@@ -532,13 +525,14 @@ def evaluate(
     write_atomic(reports_dir / EVALUATION, json.dumps(metrics, indent=2) + "\n")
     write_atomic(reports_dir / METRICS, json.dumps(metrics_file_view(metrics), indent=2) + "\n")
     explanation = global_importance(compiled, matrix)
-    # The explanation's figures are drawn in a second process meanwhile (two cores, half the
-    # wait); a failure there fails the stage like one here.
+    # The terms' figures (the most drawing) are drawn in a second process meanwhile: two cores,
+    # about half the wait. A failure there fails the stage like one here.
     with (
         step("evaluate", "drawing the ROC, PR, calibration, importance and term figures"),
-        aside(write_explanation_figures, explanation, reports_dir / FIGURES),
+        aside(write_term_figures, explanation, reports_dir / FIGURES),
     ):
         write_plots(labels, probability, params, reports_dir, threshold=record["threshold"])
+        write_importance_figure(explanation, reports_dir / FIGURES)
     say("evaluate", f"ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
                     f"F1 {metrics['f1']:.3f} at threshold {metrics['threshold']:.4f}"
                     + (f"; best possible ROC AUC {best:.4f}" if best else ""))  # fmt: skip
