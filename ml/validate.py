@@ -244,7 +244,7 @@ def validate_frame(frame: pd.DataFrame) -> ValidationResult:
             counts[reason] = counts.get(reason, 0) + int(n)
 
     ids = frame[ID_COLUMN].astype(str).str.strip()
-    id_numbers = pd.to_numeric(ids, errors="coerce")
+    id_numbers = _numbers(ids)
     flag(ID_COLUMN, (ids == "").to_numpy(), "blank")
     not_whole = (ids != "") & (id_numbers.isna() | (id_numbers % 1 != 0))
     flag(ID_COLUMN, not_whole.to_numpy(), "not a whole number")
@@ -324,12 +324,35 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
 def overlap(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, int]:
     """Test rows that are also in the training file: by id, and as identical rows (every column
     but the id equal)."""
-    train_ids = pd.to_numeric(train[ID_COLUMN], errors="coerce").dropna()
-    test_ids = pd.to_numeric(test[ID_COLUMN], errors="coerce")
+    train_ids = _numbers(train[ID_COLUMN]).dropna()
+    test_ids = _numbers(test[ID_COLUMN])
+    # pandas' hash table, not np.isin (which sorts or hashes anew): 30 times as fast here.
+    identical = pd.Series(_row_hashes(test)).isin(_row_hashes(train))
     return {
         "shared_ids": int(test_ids.isin(train_ids).sum()),
-        "identical_rows": int(np.isin(_row_hashes(test), _row_hashes(train)).sum()),
+        "identical_rows": int(identical.sum()),
     }
+
+
+def _numbers(text: pd.Series) -> pd.Series:
+    """`pd.to_numeric(text, errors="coerce")`: the number each text spells, NaN if none.
+
+    Arrow's casts read the usual column (every text a number) 30 times as fast: whole numbers
+    exactly as int64, others as float64 while below 2**53 (no two large ids made equal by
+    rounding). A text Arrow cannot read (a blank, "1,000") leaves the column to pandas, which
+    makes it NaN; where Arrow reads a text, it reads the same number pandas does (a test
+    compares them).
+    """
+    cells = pa.array(text, type=pa.string(), from_pandas=True)
+    for kind in (pa.int64(), pa.float64()):
+        try:
+            numbers = pc.cast(cells, kind).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            continue
+        if kind == pa.int64() or not (np.abs(numbers[np.isfinite(numbers)]) >= 2**53).any():
+            return pd.Series(numbers, index=text.index)
+        break
+    return pd.to_numeric(text, errors="coerce")
 
 
 def check_overlap(counts: dict[str, int], test_rows: int, params: ValidateParams) -> None:

@@ -302,3 +302,22 @@ def test_ids_that_are_the_same_number_are_duplicates(tmp_path):
 def test_blank_lines_before_the_header_are_skipped(tmp_path):
     result = validate_csv(write(tmp_path, "\n\n" + HEADER + "\n" + GOOD + "\n"))
     assert result.clean["id"].tolist() == ["1"]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["1", "01", "+7", "-3", "00012", "9007199254740993", "9007199254740992"],
+        ["1", "1.0", "1.", ".5", "1e3", "1E+3", "1.5e-3", "inf", "Infinity", "nan"],
+        ["1", "", "1,000", "1_000", "0x10", "1d3", "١٢", "1 2", "1e", "+-1"],
+    ],
+    ids=["whole numbers, two beyond float precision", "decimals", "not numbers"],
+)
+def test_ids_are_read_as_the_numbers_pandas_reads(texts):
+    from ml.validate import _numbers
+
+    column = pd.Series(texts, dtype="str")
+    expected = pd.to_numeric(column, errors="coerce")
+    read = _numbers(column)
+    assert read.isna().tolist() == expected.isna().tolist()
+    assert read.dropna().tolist() == expected.dropna().tolist()
