@@ -39,7 +39,9 @@ def read_validated(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    frame = pacsv.read_csv(path, convert_options=options).to_pandas()
+    # A usable amount may hold a line end (" £1,000\n" is £1,000): split blocks with quotes in mind.
+    parse = pacsv.ParseOptions(newlines_in_values=True)
+    frame = pacsv.read_csv(path, parse_options=parse, convert_options=options).to_pandas()
     labels = frame[TARGET].astype(str).astype(int).to_numpy()
     return frame, frame[list(FEATURE_NAMES)], labels
 

@@ -321,3 +321,24 @@ def test_ids_are_read_as_the_numbers_pandas_reads(texts):
     read = _numbers(column)
     assert read.isna().tolist() == expected.isna().tolist()
     assert read.dropna().tolist() == expected.dropna().tolist()
+
+
+def test_validated_rows_with_line_ends_inside_values_read_back_as_written(tmp_path):
+    # given usable rows whose amounts hold a line end (the contract strips it: still £1,623.85),
+    # enough of them that the file is read in several blocks
+    amount = '"£1,623.85 "'
+    rows = [
+        f"{i + 1}{GOOD[1:]}".replace(amount, f'"£1,{i % 1000:03d}.85\n"') for i in range(60_000)
+    ]
+    result = validate_csv(write(tmp_path, "\n".join([HEADER, *rows]) + "\n"))
+    assert len(result.clean) == 60_000
+    write_csv(result.clean, tmp_path / "validated.csv")
+    # when training reads the validated file
+    from ml.features import read_validated
+
+    frame, _, labels = read_validated(tmp_path / "validated.csv")
+    # then every row comes back whole, its amount with the line end inside
+    assert len(frame) == 60_000 and labels.tolist() == [1] * 60_000
+    assert frame["AnnualPremium"].astype(str).tolist() == [
+        f"£1,{i % 1000:03d}.85\n" for i in range(60_000)
+    ]
