@@ -9,13 +9,11 @@ the fitted model compiles exactly into lookup tables for serving (ml/compile.py)
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import platform
 import re
 import tempfile
-import threading
 import tomllib
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -24,6 +22,7 @@ from typing import Final
 from zipfile import ZIP_STORED, ZipFile, ZipInfo
 
 import numpy as np
+import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -117,8 +116,6 @@ def reproducible_skops(data: bytes) -> bytes:
 
 def save_skops(pipeline: Pipeline, path: Path) -> None:
     """Save the pipeline in skops format, byte-reproducibly."""
-    import skops.io as sio  # imported ahead by main (import_skops_meanwhile); waits for it
-
     buffer = io.BytesIO()
     sio.dump(pipeline, buffer)
     write_atomic(path, reproducible_skops(buffer.getvalue()))
@@ -182,18 +179,7 @@ def train(train_csv: Path, model_dir: Path, params: TrainParams) -> dict[str, ob
     return record
 
 
-def import_skops_meanwhile() -> None:
-    """Import skops on a thread of its own while the data is read and the model fitted.
-
-    skops lists every scikit-learn estimator when it is imported (its trusted types), which
-    imports all of scikit-learn: half a second, needed only to save. A second import (in
-    save_skops) waits for this one to finish; if this one fails, that one raises the error.
-    """
-    threading.Thread(target=importlib.import_module, args=("skops.io",), daemon=True).start()
-
-
 def main() -> None:
-    import_skops_meanwhile()
     say("train", f"start: {VALIDATED_DIR / TRAIN_FILE} -> {MODEL_DIR}/")
     train(VALIDATED_DIR / TRAIN_FILE, MODEL_DIR, load_params().train)
 
