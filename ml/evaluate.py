@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -209,31 +209,46 @@ def _calibration_bins(
     return predicted, observed, counts[filled]
 
 
-@contextmanager
-def aside(function: Callable[..., object], *arguments: object) -> Iterator[None]:
-    """Run `function(*arguments)` in a forked process while the `with` body runs here, and wait
-    for it on leaving; its exception is raised here. Where processes are not forked (not Linux),
-    it runs here first.
+class Aside:
+    """Work running in another process (see `aside`); `wait` returns when it is done."""
 
-    Matplotlib is imported before forking, so that the two processes do not both import it (or
-    both build its font cache).
+    def __init__(self, name: str, future: Future[object] | None) -> None:
+        self._name, self._future = name, future
+
+    def wait(self) -> None:
+        """Wait for the work; raise its exception, or EvaluationError if its process died."""
+        if self._future is None:
+            return
+        try:
+            self._future.result()
+        except BrokenProcessPool as error:
+            raise EvaluationError(f"{self._name} died in its process: {error}") from error
+
+
+@contextmanager
+def aside(function: Callable[..., object], *arguments: object) -> Iterator[Aside]:
+    """Run `function(*arguments)` in a forked process while the `with` body runs here, and wait
+    for it on leaving (or earlier, with `wait`); its exception is raised here. Where processes
+    are not forked (not Linux), it runs here first.
+
+    Enter it before starting threads (a `step`'s heartbeat, say): a forked child holds a copy of
+    every lock, and one that another thread held would never be released there. Matplotlib is
+    imported before forking, so that the two processes do not both import it (or both build its
+    font cache).
     """
+    name = getattr(function, "__name__", "the work set aside")
     if sys.platform != "linux":
         function(*arguments)
-        yield
+        yield Aside(name, None)
         return
     pyplot()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(function, *arguments)
+        work = Aside(name, pool.submit(function, *arguments))
         try:
-            yield
+            yield work
         finally:
-            try:
-                future.result()
-            except BrokenProcessPool as error:
-                name = getattr(function, "__name__", "the figures")
-                raise EvaluationError(f"{name} died in its process: {error}") from error
+            work.wait()
 
 
 def write_plots(
@@ -528,11 +543,12 @@ def evaluate(
     # The terms' figures (the most drawing) are drawn in a second process meanwhile: two cores,
     # about half the wait. A failure there fails the stage like one here.
     with (
+        aside(write_term_figures, explanation, reports_dir / FIGURES) as terms,
         step("evaluate", "drawing the ROC, PR, calibration, importance and term figures"),
-        aside(write_term_figures, explanation, reports_dir / FIGURES),
     ):
         write_plots(labels, probability, params, reports_dir, threshold=record["threshold"])
         write_importance_figure(explanation, reports_dir / FIGURES)
+        terms.wait()
     say("evaluate", f"ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
                     f"F1 {metrics['f1']:.3f} at threshold {metrics['threshold']:.4f}"
                     + (f"; best possible ROC AUC {best:.4f}" if best else ""))  # fmt: skip

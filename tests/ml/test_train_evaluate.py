@@ -203,11 +203,17 @@ def _die() -> None:
 def test_work_set_aside_runs_in_another_process_meanwhile_and_its_failure_is_raised(tmp_path):
     # given work set aside while the body runs
     marker = tmp_path / "pid"
-    with aside(_write_pid, marker):
+    with aside(_write_pid, marker) as work:
         body_pid = os.getpid()
-    # then it ran, in another process, and was waited for
-    assert marker.is_file(), "the work was waited for before leaving"
+        work.wait()
+        # then it ran, in another process, and wait() waited for it
+        assert marker.is_file(), "wait() returned before the work was done"
     assert int(marker.read_text()) != body_pid
+    # and leaving waits too
+    marker.unlink()
+    with aside(_write_pid, marker):
+        pass
+    assert marker.is_file(), "the work was waited for before leaving"
     # and its exception, or its process dying, fails the caller
     with pytest.raises(ValueError, match="no figure"), aside(_fail, "no figure"):
         pass
