@@ -100,6 +100,7 @@ def test_files_written_in_slices_are_the_bytes_of_one_to_csv(tmp_path, monkeypat
             "whole": pd.Categorical([1, 2, 3, 1, 2, 3, None, 1]),
             "float": pd.Categorical([1.0, 2.5, 1e16, None, 0.1, 1e-05, 3.0, 2.0]),
             "objects": pd.Series(["a", 'b"', None, "d", "e", "f", "g", "h"], dtype=object),
+            "mixed": pd.Series(["a", 1, 2.5, None, "e", "f,g", "h", "i"], dtype=object),
         }
     )
     monkeypatch.setattr("ml.validate.WRITE_CHUNK_ROWS", chunk_rows)
