@@ -60,6 +60,7 @@ INPUT_COLUMNS: Final = (ID_COLUMN, *(f.name for f in FEATURES))
 # Read dictionary-encoded: every feature but amounts, which are nearly all distinct.
 _DICTIONARY_COLUMNS: Final = tuple(f.name for f in FEATURES if f.kind is not FeatureKind.MONEY)
 _WHOLE_NUMBER: Final = r"^[+-]?\d+(\.0*)?$"
+_QUOTE: Final = ord('"')
 
 
 class ScoreError(ValueError):
@@ -261,10 +262,11 @@ class _BadLines:
 def _chunks(layout: _Layout) -> Iterator[bytes | memoryview]:
     """The data lines after the header, in pieces of about BLOCK_BYTES that end at a line end.
 
-    Pieces end at the last newline they hold, as pyarrow's own block splitting does (its
-    `newlines_in_values=False`); a line longer than a piece makes that piece longer. Reading is
-    only this; parsing a piece (`_parse_chunk`) can then run in any thread, so that several
-    pieces are parsed at once. Memory: one piece.
+    Pieces end at the last line end they hold outside a quoted value: a piece starts outside
+    quotes, so a line end is a row's end when the quotes before it are even in number (a quoted
+    amount may hold a line end, and doubled quotes count twice). A row longer than a piece makes
+    that piece longer. Reading is only this; parsing a piece (`_parse_chunk`) can then run in any
+    thread, so that several pieces are parsed at once. Memory: one piece.
     """
     with layout.path.open("rb", buffering=0) as handle:  # unbuffered: one copy, the read
         position = layout.data_start
@@ -282,7 +284,13 @@ def _chunks(layout: _Layout) -> Iterator[bytes | memoryview]:
                     yield piece
                 return
             end = piece.rfind(b"\n") + 1
-            if end == 0:  # no line end yet: read a longer piece
+            # numpy counts without holding the GIL, which the workers need meanwhile.
+            quotes = int(np.count_nonzero(np.frombuffer(piece, np.uint8, end) == _QUOTE))
+            while end and quotes % 2:  # that line end is inside a quoted value: the one before
+                before = piece.rfind(b"\n", 0, end - 1) + 1
+                quotes -= piece.count(b'"', before, end)
+                end = before
+            if end == 0:  # no row's end yet: read a longer piece
                 size *= 2
                 continue
             yield memoryview(piece)[:end]
@@ -311,6 +319,8 @@ def _parse_chunk(
     read = pacsv.ReadOptions(
         column_names=layout.names, block_size=len(chunk) + 1, use_threads=False
     )
+    # One block per piece, which the parser reads with quotes in mind (a quoted amount may hold
+    # a line end); `_chunks` ends pieces at rows' ends.
     parse = pacsv.ParseOptions(invalid_row_handler=bad_lines.handler if bad_lines else None)
     try:
         table = pacsv.read_csv(

@@ -316,6 +316,33 @@ def test_the_file_is_scored_alike_whatever_its_pieces(
     assert (summary.rows, summary.scored, summary.rejected) == (303, 300, 3)
 
 
+@pytest.mark.parametrize("block_bytes", [64, 1_000, 1_500])
+def test_line_ends_inside_quoted_amounts_do_not_cut_rows_between_pieces(
+    raw_frame: pd.DataFrame,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    block_bytes: int,
+) -> None:
+    # given rows whose quoted amounts end in a line end (the contract strips it), and doubled
+    # quotes in a quoted value too, in pieces that often end inside a quoted amount
+    rows = raw_frame.head(300).copy()
+    rows["AnnualPremium"] = rows["AnnualPremium"].str.strip() + "\n"
+    rows.loc[rows.index[::7], "VehicleAge"] = '1-2 "Year"'  # quoted, its quotes doubled
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False)
+    assert source.read_text().count('\n"') >= 300, "every amount holds a line end"
+    # when the file is scored in pieces of that size
+    monkeypatch.setattr("ml.score.BLOCK_BYTES", block_bytes)
+    summary = score_file(str(source), tmp_path / "out.csv", load_model(model_dir))
+    # then every row is whole: scored or refused by the contract once, none malformed
+    rejects = pd.read_csv(rejects_path_for(tmp_path / "out.csv"), dtype=str)
+    assert not any(r.startswith("malformed") for r in rejects[REASON_COLUMN]), rejects
+    assert summary.rows == 300
+    assert all(r.startswith("VehicleAge: unknown category") for r in rejects[REASON_COLUMN])
+    assert summary.rejected == len(rows.index[::7])
+
+
 def test_blank_lines_before_the_header_are_skipped(
     raw_frame: pd.DataFrame, model_dir: Path, tmp_path: Path
 ) -> None:
