@@ -1,13 +1,14 @@
 """Score raw files with the served model, without HTTP: `predict-buy score` and `load_model`.
 
 The input is a raw CSV in the raw layout, dirt included (a local path, or s3://bucket/key, which is
-downloaded to a temporary file first). It is cut into pieces of about 2 MiB at line ends, and each
-piece is parsed by pyarrow's CSV reader on a worker thread, so memory stays flat whatever the
-file's size. Each block is cleaned with the feature contract's own `clean_value` (through
-`ml.cleaning.clean_column`, once per distinct value of a column, as the validate stage does),
-scored with the compiled model whose sha256 was verified against model.json, and appended to the
-output: the row's id, predicted_class, probability, threshold and model_version, plus, with
-`explain`, the base value and one exact contribution per feature group.
+downloaded to a temporary file first). It is cut into pieces of about 2 MiB at rows' ends (a line
+end inside a quoted value is not one), and each piece is parsed by pyarrow's CSV reader on a worker
+thread, so memory stays flat whatever the file's size. Each block is cleaned with the feature
+contract's own `clean_value` (through `ml.cleaning.clean_column`, once per distinct value of a
+column, as the validate stage does), scored with the compiled model whose sha256 was verified
+against model.json, and appended to the output: the row's id, predicted_class, probability,
+threshold and model_version, plus, with `explain`, the base value and one exact contribution per
+feature group.
 
 Rows that break the contract (a value outside it, a blank or non-numeric id, a line with the wrong
 number of fields) go to a rejects file with their reason. Both files are written under temporary
