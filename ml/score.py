@@ -62,6 +62,7 @@ INPUT_COLUMNS: Final = (ID_COLUMN, *(f.name for f in FEATURES))
 _DICTIONARY_COLUMNS: Final = tuple(f.name for f in FEATURES if f.kind is not FeatureKind.MONEY)
 _WHOLE_NUMBER: Final = r"^[+-]?\d+(\.0*)?$"
 _QUOTE: Final = ord('"')
+LONGEST_ROW_PIECES: Final = 8  # a row longer than this many pieces is taken for a miscount
 
 
 class ScoreError(ValueError):
@@ -266,8 +267,10 @@ def _chunks(layout: _Layout) -> Iterator[bytes | memoryview]:
     Pieces end at the last line end they hold outside a quoted value: a piece starts outside
     quotes, so a line end is a row's end when the quotes before it are even in number (a quoted
     amount may hold a line end, and doubled quotes count twice). A row longer than a piece makes
-    that piece longer. Reading is only this; parsing a piece (`_parse_chunk`) can then run in any
-    thread, so that several pieces are parsed at once. Memory: one piece.
+    that piece longer, up to LONGEST_ROW_PIECES pieces: past that, the count is taken to be off (a
+    quote inside an unquoted cell, which the parser reads as text) and the piece ends at its last
+    line end. Reading is only this; parsing a piece (`_parse_chunk`) can then run in any thread,
+    so that several pieces are parsed at once. Memory: one piece.
     """
     with layout.path.open("rb", buffering=0) as handle:  # unbuffered: one copy, the read
         position = layout.data_start
@@ -284,14 +287,19 @@ def _chunks(layout: _Layout) -> Iterator[bytes | memoryview]:
                 if piece:
                     yield piece
                 return
-            end = piece.rfind(b"\n") + 1
+            last = end = piece.rfind(b"\n") + 1
             # numpy counts without holding the GIL, which the workers need meanwhile.
             quotes = int(np.count_nonzero(np.frombuffer(piece, np.uint8, end) == _QUOTE))
             while end and quotes % 2:  # that line end is inside a quoted value: the one before
                 before = piece.rfind(b"\n", 0, end - 1) + 1
                 quotes -= piece.count(b'"', before, end)
                 end = before
-            if end == 0:  # no row's end yet: read a longer piece
+            if end == 0 and size >= LONGEST_ROW_PIECES * BLOCK_BYTES:
+                # Still no even count before a line end: a quote inside an unquoted cell
+                # (5'10"), which the parser reads as text, threw the count off. Cut at the last
+                # line end, so that the piece does not grow with the rest of the file.
+                end = last
+            if end == 0:  # no row's end yet (a row longer than the piece): read a longer one
                 size *= 2
                 continue
             yield memoryview(piece)[:end]

@@ -26,11 +26,14 @@ from ml.data import generate_dataset
 from ml.score import (
     BASE_VALUE_COLUMN,
     CONTRIBUTION_PREFIX,
+    LONGEST_ROW_PIECES,
     REASON_COLUMN,
     BlockCleaner,
     ScoreError,
     _BadLines,
+    _chunks,
     _CsvLinesSink,
+    _layout,
     load_model,
     read_blocks,
     rejects_path_for,
@@ -341,6 +344,33 @@ def test_line_ends_inside_quoted_amounts_do_not_cut_rows_between_pieces(
     assert summary.rows == 300
     assert all(r.startswith("VehicleAge: unknown category") for r in rejects[REASON_COLUMN])
     assert summary.rejected == len(rows.index[::7])
+
+
+def test_a_quote_inside_an_unquoted_cell_keeps_pieces_bounded_and_rows_whole(
+    raw_frame: pd.DataFrame, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a stray quote inside an unquoted cell (the parser reads it as text), early on
+    rows = raw_frame.head(300).to_csv(index=False).splitlines()
+    rows[3] = rows[3].replace("Male", 'Ma"le', 1).replace("Female", 'Fem"ale', 1)
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(rows) + "\n")
+    assert source.read_text().count('"') % 2 == 1, "one quote without its pair"
+    # when it is cut into small pieces
+    monkeypatch.setattr("ml.score.BLOCK_BYTES", 1_000)
+    layout = _layout(source)
+    pieces = [bytes(piece) for piece in _chunks(layout)]
+    # then the count of quotes, off after the stray one, makes one piece grow to the limit only,
+    # and the pieces hold every line once, each cut at a line end
+    limit = LONGEST_ROW_PIECES * 1_000
+    assert max(len(piece) for piece in pieces) <= limit, [len(piece) for piece in pieces]
+    assert sum(len(piece) > 1_000 for piece in pieces) == 1, [len(piece) for piece in pieces]
+    assert b"".join(pieces) == source.read_bytes()[layout.data_start :]
+    assert all(piece.endswith(b"\n") for piece in pieces)
+    # and scoring refuses only the row with the stray quote, by the contract
+    summary = score_file(str(source), tmp_path / "out.csv", load_model(model_dir))
+    rejects = pd.read_csv(rejects_path_for(tmp_path / "out.csv"), dtype=str)
+    assert (summary.rows, summary.scored, summary.rejected) == (300, 299, 1)
+    assert rejects[REASON_COLUMN].str.startswith("Gender: unknown category").all()
 
 
 def test_blank_lines_before_the_header_are_skipped(
