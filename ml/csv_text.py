@@ -18,14 +18,18 @@ def quotes_doubled(text: pa.Array) -> pa.Array:
     return text
 
 
+def quoted(text: pa.Array) -> pa.Array:
+    """Each text in quotes, its own quotes doubled."""
+    return pc.binary_join_element_wise('"', quotes_doubled(text), '"', "")
+
+
 def minimally_quoted(text: pa.Array) -> pa.Array:
     """Texts holding a comma, a quote or a line end quoted, their quotes doubled, the others as
     they are: the csv module's QUOTE_MINIMAL, which pandas' `to_csv` uses (with "\\n" lines)."""
     special = pc.match_substring_regex(text, r'[",\n]')
     if not pc.any(special).as_py():
         return text
-    quoted = pc.binary_join_element_wise('"', quotes_doubled(text), '"', "")
-    return pc.if_else(special, quoted, text)
+    return pc.if_else(special, quoted(text), text)
 
 
 def write_lines(handle: BinaryIO, lines: pa.StringArray) -> None:

@@ -45,7 +45,7 @@ from ml.artefact import ArtefactError, ModelMetadata, load_serving_model
 from ml.cleaning import clean_column, plain_amounts
 from ml.compiled import CompiledModel
 from ml.contract import FEATURES, ID_COLUMN, RAW_COLUMNS, ContractError, Feature, FeatureKind
-from ml.csv_text import quotes_doubled, write_lines
+from ml.csv_text import quoted, quotes_doubled, write_lines
 from ml.progress import say
 
 DEFAULT_MODEL_DIR: Final = Path("models")
@@ -592,10 +592,7 @@ _INT8_TEXTS: Final = [str(v) for v in np.arange(256, dtype=np.uint8).view(np.int
 def _csv_cells(column: pa.Array) -> pa.StringArray:
     """The cells of one column as pyarrow's CSV writer (quoting_style="needed") writes them:
     text quoted, its quotes doubled; numbers as Arrow formats them; a null, an empty cell."""
-    if pa.types.is_string(column.type):
-        text = pc.binary_join_element_wise('"', quotes_doubled(column), '"', "")
-    else:
-        text = pc.cast(column, pa.string())
+    text = quoted(column) if pa.types.is_string(column.type) else pc.cast(column, pa.string())
     return text.fill_null("") if text.null_count else text
 
 
